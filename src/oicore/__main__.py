@@ -1,0 +1,5 @@
+import sys
+
+from oicore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,235 @@
+"""Cython layer of the CSV reader: one chunk of bytes in, typed numpy buffers out.
+
+The Python side (reader.py) splits the file into chunks of whole records,
+hands each to :func:`parse_chunk` (which releases the GIL for the whole
+chunk, so two threads parse two chunks at once) and stitches the results into
+a pyarrow table. Statuses become exceptions in reader.py's one funnel.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+import numpy as np
+
+cimport numpy as cnp
+
+from oicore._csv cimport *
+
+cnp.import_array()
+
+# One C locale for strtod_l, so a process-wide setlocale() cannot change numbers.
+cdef locale_t C_LOCALE = newlocale(LC_ALL_MASK, b"C", NULL)
+if C_LOCALE == NULL:
+    raise MemoryError("newlocale(C) failed")
+
+# Pinned status codes (include/oic_status.h), by name.
+STATUS = {
+    "OK": OIC_OK,
+    "STRAY_QUOTE": OIC_ERR_STRAY_QUOTE,
+    "AFTER_QUOTE": OIC_ERR_AFTER_QUOTE,
+    "UNTERMINATED_QUOTE": OIC_ERR_UNTERMINATED_QUOTE,
+    "EMPTY_LINE": OIC_ERR_EMPTY_LINE,
+    "TOO_MANY_FIELDS": OIC_ERR_TOO_MANY_FIELDS,
+    "TOO_FEW_FIELDS": OIC_ERR_TOO_FEW_FIELDS,
+    "UTF8": OIC_ERR_UTF8,
+    "IMAGE_ID": OIC_ERR_IMAGE_ID,
+    "NUMBER": OIC_ERR_NUMBER,
+    "INTEGER": OIC_ERR_INTEGER,
+    "INT_RANGE": OIC_ERR_INT_RANGE,
+    "EMPTY_REQUIRED": OIC_ERR_EMPTY_REQUIRED,
+    "NO_MEMORY": OIC_ERR_NO_MEMORY,
+    "CAPACITY": OIC_ERR_CAPACITY,
+    "NEED_MORE": OIC_NEED_MORE,
+}
+
+_VALUE_DTYPES = {
+    OIC_COL_IMAGE_ID: np.uint64,
+    OIC_COL_DICTIONARY: np.int32,
+    OIC_COL_FLOAT64: np.float64,
+    OIC_COL_INT8: np.int8,
+    OIC_COL_INT32: np.int32,
+    OIC_COL_INT64: np.int64,
+}
+
+
+def find_split(const uint8_t[::1] buf):
+    """Length of the longest prefix of ``buf`` that ends with a whole record (0 if none)."""
+    cdef int64_t n = buf.shape[0], split
+    if n == 0:
+        return 0
+    with nogil:
+        split = oic_find_split(&buf[0], n)
+    return split
+
+
+class ChunkResult:
+    """What :func:`parse_chunk` found: columns, counts, and the error if any."""
+
+    __slots__ = ("status", "rows", "pos", "lines", "err_line", "err_column", "err_offset", "columns")
+
+
+cdef inline void* _data(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, tuple types, tuple required,
+                Py_ssize_t max_rows=-1):
+    """Parse records of ``buf[start:]`` into columns of the given types.
+
+    Returns a :class:`ChunkResult`. Its ``columns`` hold, per column:
+    ``(values, validity, null_count)`` for numbers and image IDs,
+    ``(codes, values_bytes_list)`` for dictionaries, ``(offsets, data)`` for
+    strings; ``rows`` values are valid (the arrays may be longer).
+    """
+    cdef int32_t ncols = len(types), i
+    cdef int64_t n = buf.shape[0]
+    cdef const uint8_t *base = &buf[0] if n else NULL
+    cdef int64_t rows_cap
+    cdef oic_parser p
+    cdef oic_status st
+    cdef oic_column *cols = <oic_column *>calloc(ncols if ncols else 1, sizeof(oic_column))
+    cdef oic_dict *dicts = <oic_dict *>calloc(ncols if ncols else 1, sizeof(oic_dict))
+    if cols == NULL or dicts == NULL:
+        free(cols)
+        free(dicts)
+        raise MemoryError()
+    if not 0 <= start <= n:
+        raise ValueError(f"start {start} outside the buffer of {n} bytes")
+    with nogil:
+        rows_cap = oic_count_terminators(base + start, n - start) + 1 if n else 1
+    if max_rows >= 0 and rows_cap > max_rows:
+        rows_cap = max_rows
+    keep = []  # numpy buffers, referenced until returned
+    try:
+        for i in range(ncols):
+            t = types[i]
+            cols[i].type = t
+            cols[i].required = bool(required[i])
+            if t == OIC_COL_STRING:
+                offsets = np.zeros(rows_cap + 1, dtype=np.int32)
+                data = np.empty(max(n - start, 1), dtype=np.uint8)
+                cols[i].offsets = <int32_t *>_data(offsets)
+                cols[i].data = <uint8_t *>_data(data)
+                cols[i].data_cap = n - start
+                keep.append((offsets, data))
+                continue
+            values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
+            cols[i].values = _data(values)
+            if t == OIC_COL_DICTIONARY:
+                if oic_dict_init(&dicts[i]) != OIC_OK:
+                    raise MemoryError()
+                cols[i].dict = &dicts[i]
+                keep.append((values,))
+            elif t != OIC_COL_IMAGE_ID and not cols[i].required:
+                validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
+                cols[i].validity = <uint8_t *>_data(validity)
+                keep.append((values, validity))
+            else:
+                keep.append((values, None))
+
+        p.buf = base
+        p.len = n
+        p.at_eof = at_eof
+        p.c_locale = C_LOCALE
+        p.pos = start
+        p.lines = 0
+        p.rows = 0
+        p.rows_cap = rows_cap
+        p.max_rows = max_rows
+        p.err_line = p.err_column = p.err_offset = 0
+        with nogil:
+            st = oic_parse_chunk(&p, cols, ncols)
+
+        result = ChunkResult()
+        result.status = st
+        result.rows = p.rows
+        result.pos = p.pos
+        result.lines = p.lines
+        result.err_line = p.err_line
+        result.err_column = p.err_column
+        result.err_offset = p.err_offset
+        out = []
+        for i in range(ncols):
+            t = types[i]
+            if t == OIC_COL_STRING:
+                offsets, data = keep[i]
+                # Exact-size copy: the scratch buffer was as large as the chunk.
+                out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
+            elif t == OIC_COL_DICTIONARY:
+                out.append((keep[i][0][: p.rows], _dict_values(&dicts[i])))
+            else:
+                out.append((keep[i][0][: p.rows], keep[i][1], cols[i].null_count))
+        result.columns = out
+        return result
+    finally:
+        for i in range(ncols):
+            if cols[i].dict != NULL:
+                oic_dict_free(cols[i].dict)
+        free(dicts)
+        free(cols)
+
+
+cdef list _dict_values(oic_dict *d):
+    cdef int32_t k
+    cdef const char *b = <const char *>d.bytes
+    return [b[d.offsets[k]:d.offsets[k + 1]] for k in range(d.count)]
+
+
+def read_record(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, int32_t max_fields=100000):
+    """Tokenize the one record at ``buf[start:]`` (a header) into raw field bytes.
+
+    Returns ``(status, fields, end, lines, err_line, err_column, err_offset)``;
+    ``fields`` are ``(text, content_start, content_end)`` with the text
+    unescaped but not decoded, and the span still escaped.
+    """
+    cdef int64_t n = buf.shape[0]
+    cdef oic_parser p
+    cdef int32_t nfields = 0, f
+    cdef oic_status st
+    cdef int64_t *spans = <int64_t *>calloc(3 * <size_t>max_fields + 3, sizeof(int64_t))
+    if spans == NULL:
+        raise MemoryError()
+    try:
+        p.buf = &buf[0] if n else NULL
+        p.len = n
+        p.at_eof = at_eof
+        p.c_locale = C_LOCALE
+        p.pos = start
+        p.lines = 0
+        p.rows = 0
+        p.rows_cap = 1
+        p.max_rows = 1
+        p.err_line = p.err_column = p.err_offset = 0
+        with nogil:
+            st = oic_read_record(&p, spans, max_fields, &nfields)
+        fields = []
+        if st == OIC_OK:
+            for f in range(min(nfields, max_fields)):
+                raw = bytes(buf[spans[3 * f]:spans[3 * f + 1]])
+                fields.append((raw.replace(b'""', b'"') if spans[3 * f + 2] else raw,
+                               spans[3 * f], spans[3 * f + 1]))
+        return st, fields, p.pos, p.lines, p.err_line, p.err_column, p.err_offset
+    finally:
+        free(spans)
+
+
+def utf8_invalid_at(const uint8_t[::1] buf):
+    """Offset of the first byte of ``buf`` that is not valid UTF-8, or ``len(buf)``."""
+    cdef size_t n = buf.shape[0]
+    if n == 0:
+        return 0
+    return oic_utf8_invalid_at(&buf[0], n)
+
+
+def remap_codes(int32_t[::1] codes, const int32_t[::1] mapping):
+    """In place: ``codes[i] = mapping[codes[i]]`` (chunk codes to release-wide codes)."""
+    cdef Py_ssize_t i, n = codes.shape[0], m = mapping.shape[0]
+    cdef int32_t c
+    with nogil:
+        for i in range(n):
+            c = codes[i]
+            if c < 0 or c >= m:
+                with gil:
+                    raise IndexError(f"code {c} outside a mapping of {m}")
+            codes[i] = mapping[c]

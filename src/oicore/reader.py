@@ -1,0 +1,389 @@
+"""``read_csv``: any supported Open Images CSV into a typed pyarrow table, fast and exact.
+
+The file is read in blocks and cut into chunks of whole records
+(``_csv.find_split``: the last terminator outside quotes). Each chunk is parsed
+by C code with the GIL released, on a pool of threads, and the per-chunk
+buffers become the chunks of the table's columns without a copy. Memory is the
+output columns plus a few blocks of text, whatever the file's size.
+
+Reading conventions (lines, columns, byte offsets of errors) are those of the
+README's "CSV dialect" section; ``oicore.reference`` is the slow twin used as
+the test oracle.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from oicore import _csv, schema
+from oicore.errors import CSVError, UnknownHeaderError
+from oicore.schema import ColumnType, HeaderRule
+from oicore.threads import resolve as _resolve_threads
+
+__all__ = ["read_csv", "DEFAULT_BLOCK_SIZE"]
+
+DEFAULT_BLOCK_SIZE = 4 << 20
+_BOM = codecs.BOM_UTF8
+_S = _csv.STATUS
+
+
+def read_csv(path, kind: str | None = None, *, block_size: int | None = None, threads: int | None = None):
+    """Read an Open Images CSV file into a :class:`pyarrow.Table`.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        The file to read.
+    kind : str, optional
+        One of ``oicore.schema.KINDS`` (``"images"``, ``"image_labels"``,
+        ``"boxes"``, ``"class_descriptions"``, ``"class_lists"``, ``"points"``,
+        ``"vrd"``, ``"segmentation"``, ``"relationship_descriptions"``,
+        ``"attribute_descriptions"``, ``"relationship_triplets"`` or
+        ``"strings"``). By default the kind is recognised from the header.
+    block_size : int, optional
+        Bytes read at a time (default 4 MiB). Records longer than a block are
+        read whole.
+    threads : int, optional
+        Parsing threads; default ``oicore.threads.get_num_threads()``.
+
+    Returns
+    -------
+    pyarrow.Table
+        Columns in file order with the types of ``oicore.schema``: ImageID as
+        ``uint64``, labels and sources as ``dictionary<int32, string>``,
+        numbers as ``float64``/``int*`` (null where an optional field is
+        empty), text exactly as in the file. ``table.schema.metadata[b"oicore.kind"]``
+        names the kind.
+
+    Raises
+    ------
+    CSVError
+        The file breaks the dialect or a column's grammar; ``line``,
+        ``column``, ``column_name`` and ``byte_offset`` say where.
+    UnknownHeaderError
+        The header matches no known kind.
+
+    Examples
+    --------
+    >>> import oicore
+    >>> t = oicore.read_csv("train/annotations-human-bbox.csv")  # doctest: +SKIP
+    >>> t.column("ImageID").type  # doctest: +SKIP
+    DataType(uint64)
+    """
+    if block_size is None:
+        block_size = DEFAULT_BLOCK_SIZE
+    block_size = int(block_size)
+    if block_size < 1:
+        raise ValueError(f"expected block_size >= 1, got {block_size}")
+    nthreads = _resolve_threads(threads)
+    if kind is not None:
+        schema.kind(kind)  # a clear ValueError for an unknown name
+
+    if hasattr(path, "readinto") or hasattr(path, "read"):
+        return _Reader(path, getattr(path, "name", None), kind, block_size, nthreads).run()
+    with open(path, "rb") as f:
+        return _Reader(f, os.fspath(path), kind, block_size, nthreads).run()
+
+
+class _Chunk:
+    """A run of whole records and where it sits in the file."""
+
+    __slots__ = ("buf", "start", "file_offset", "at_eof")
+
+    def __init__(self, buf, start, file_offset, at_eof):
+        self.buf, self.start, self.file_offset, self.at_eof = buf, start, file_offset, at_eof
+
+
+def _read_full(f, view) -> int:
+    """Fill ``view`` from ``f``; fewer bytes only at end of file."""
+    got = 0
+    readinto = getattr(f, "readinto", None)
+    while got < len(view):
+        if readinto is not None:
+            n = readinto(view[got:])
+        else:
+            data = f.read(len(view) - got)
+            n = len(data)
+            view[got : got + n] = data
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _chunks(f, block_size):
+    """Yield _Chunk objects covering the file, each ending at a record boundary."""
+    carry = b""
+    offset = 0  # file offset of carry[0]
+    while True:
+        want = max(block_size, len(carry))  # grows geometrically under a long record
+        buf = bytearray(len(carry) + want)
+        buf[: len(carry)] = carry
+        view = memoryview(buf)
+        got = _read_full(f, view[len(carry) :])
+        total = len(carry) + got
+        if got < want:
+            yield _Chunk(view[:total], 0, offset, True)
+            return
+        split = _csv.find_split(view[:total])
+        if split == 0:
+            carry = bytes(view[:total])
+            continue
+        yield _Chunk(view[:split], 0, offset, False)
+        carry = bytes(view[split:total])
+        offset += split
+
+
+class _Reader:
+    def __init__(self, f, path, kind, block_size, threads):
+        self.f = f
+        self.path = path
+        self.kind_name = kind
+        self.block_size = block_size
+        self.threads = threads
+
+    # ---- the one funnel from C status to exception ----------------------------------
+
+    def _error(self, status, chunk, line, column, rel_offset):
+        """The CSVError for a C status at ``rel_offset`` in ``chunk``."""
+        buf = chunk.buf
+        name = None
+        if column and hasattr(self, "names") and column <= len(self.names):
+            name = self.names[column - 1]
+        found = _describe_field(buf, rel_offset)
+        col = self.columns[column - 1] if column and hasattr(self, "columns") and column <= len(self.columns) else None
+        if status == _S["STRAY_QUOTE"]:
+            reason = 'expected a field without quotes (or quoted from its first byte), got \'"\' inside ' + found
+        elif status == _S["AFTER_QUOTE"]:
+            reason = f"expected ',' or a line break after a closing quote, got {_describe_byte(buf, rel_offset)}"
+        elif status == _S["UNTERMINATED_QUOTE"]:
+            reason = "expected a closing quote, got the end of the file (the quoted field opens here)"
+        elif status == _S["EMPTY_LINE"]:
+            reason = "expected a record, got an empty line"
+        elif status == _S["TOO_MANY_FIELDS"]:
+            reason = f"expected {len(self.names)} fields as in the header, got more"
+        elif status == _S["TOO_FEW_FIELDS"]:
+            reason = f"expected {len(self.names)} fields as in the header, got {column - 1}"
+        elif status == _S["UTF8"]:
+            reason = f"expected UTF-8 text, got the invalid byte {_describe_byte(buf, rel_offset)}"
+        elif status == _S["IMAGE_ID"]:
+            reason = f"expected 16 lowercase hex digits in {name or 'ImageID'}, got {found}"
+        elif status == _S["NUMBER"]:
+            reason = f"expected a number like 0.5 or 1e-05 in {name}, got {found}"
+        elif status == _S["INTEGER"]:
+            reason = f"expected a whole number in {name}, got {found}"
+        elif status == _S["INT_RANGE"]:
+            kind = col.type.arrow_name if col else "the column's type"
+            reason = f"expected a whole number that fits {kind} in {name}, got {found}"
+        elif status == _S["EMPTY_REQUIRED"]:
+            reason = f"expected a value in {name} (it may not be empty), got an empty field"
+        elif status == _S["NO_MEMORY"]:
+            raise MemoryError(f"out of memory while reading {self.path}")
+        else:
+            raise RuntimeError(f"oicore internal error: status {status} at line {line} of {self.path}")
+        return CSVError(
+            reason,
+            path=self.path,
+            line=line,
+            column=column or None,
+            column_name=name,
+            byte_offset=chunk.file_offset + rel_offset,
+        )
+
+    # ---- header and kind ------------------------------------------------------------
+
+    def _header(self, chunk):
+        """Decide kind, names and types from the first record; return where data starts."""
+        start = len(_BOM) if bytes(chunk.buf[: len(_BOM)]) == _BOM else 0
+        if start == len(chunk.buf):
+            raise CSVError(
+                "expected a header or a record, got an empty file", path=self.path, line=1, byte_offset=0
+            )
+        status, raw, end, lines, err_line, err_col, err_off = _csv.read_record(chunk.buf, start, chunk.at_eof)
+        if status != _S["OK"]:
+            self.names = ()
+            raise self._error(status, chunk, 1 + err_line, err_col, err_off)
+        names = []
+        for i, (field, lo, hi) in enumerate(raw):
+            # Quotes are ASCII, so the escaped span is valid exactly where the text is.
+            bad = _csv.utf8_invalid_at(chunk.buf[lo:hi])
+            if bad != hi - lo:
+                self.names = ()
+                raise self._error(_S["UTF8"], chunk, 1, i + 1, lo + bad)
+            names.append(field.decode("utf-8"))
+
+        kind, has_header = self._decide_kind(names)
+        self.kind = kind
+        if kind.name == "strings":
+            self.names = tuple(names)
+            self.columns = tuple(schema.Column(n, ColumnType.STRING) for n in names)
+        else:
+            self.names = tuple(names) if has_header else kind.headerless_names
+            self.columns = tuple(schema.column(n) for n in self.names)
+        if has_header:
+            return end, lines
+        return start, 0
+
+    def _decide_kind(self, names):
+        if self.kind_name is None:
+            found = schema.match_header(names)
+            if found is not None:
+                return found[0], True
+            if names and schema.MID_PATTERN.fullmatch(names[0]) and len(names) in (1, 2):
+                return schema.KINDS["class_lists" if len(names) == 1 else "class_descriptions"], False
+            raise UnknownHeaderError(names, schema.closest_kinds(names), path=self.path)
+        kind = schema.KINDS[self.kind_name]
+        if kind.name == "strings":
+            return kind, True
+        if kind.header is HeaderRule.NEVER:
+            return kind, False
+        if kind.variant_for(names) is not None:
+            return kind, True
+        if kind.header is HeaderRule.OPTIONAL:
+            return kind, False
+        closest = [c for c in schema.closest_kinds(names, n=len(schema.KINDS)) if c[0] == kind.name]
+        raise UnknownHeaderError(names, closest, path=self.path)
+
+    # ---- the pipeline ---------------------------------------------------------------
+
+    def run(self):
+        chunks = _chunks(self.f, self.block_size)
+        first = next(chunks)
+        data_start, header_lines = self._header(first)
+        first.start = data_start
+        types = tuple(int(c.type) for c in self.columns)
+        required = tuple(c.required for c in self.columns)
+
+        self.terminators = header_lines  # before the chunk being consumed
+        self.parts = [[] for _ in self.columns]
+        self.vocab = [{} for _ in self.columns]
+        pending = deque()
+
+        def parse(chunk):
+            return chunk, _csv.parse_chunk(chunk.buf, chunk.start, chunk.at_eof, types, required)
+
+        if self.threads == 1:
+            for chunk in _chain(first, chunks):
+                self._consume(*parse(chunk))
+        else:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="oicore-csv") as pool:
+                try:
+                    for chunk in _chain(first, chunks):
+                        pending.append(pool.submit(parse, chunk))
+                        while len(pending) > self.threads:
+                            self._consume(*pending.popleft().result())
+                    while pending:
+                        self._consume(*pending.popleft().result())
+                finally:
+                    for fut in pending:
+                        fut.cancel()
+        return self._table()
+
+    def _consume(self, chunk, res):
+        """Fold one parsed chunk into the table parts, in file order."""
+        if res.status != _S["OK"]:
+            if res.status == _S["NEED_MORE"]:
+                raise RuntimeError(f"oicore internal error: a chunk of {self.path} ends inside a record")
+            line = 1 + self.terminators + res.err_line
+            raise self._error(res.status, chunk, line, res.err_column, res.err_offset)
+        self.terminators += res.lines
+        for i, col in enumerate(self.columns):
+            part = res.columns[i]
+            if col.type is ColumnType.DICTIONARY:
+                codes, values = part
+                vocab = self.vocab[i]
+                mapping = np.fromiter(
+                    (vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int32, count=len(values)
+                )
+                if len(mapping) and not np.array_equal(mapping, np.arange(len(mapping), dtype=np.int32)):
+                    _csv.remap_codes(codes, mapping)
+            self.parts[i].append((res.rows, part))
+        chunk.buf = None  # the text is no longer needed
+
+    def _table(self):
+        import pyarrow as pa
+
+        arrays = []
+        fields = []
+        for i, col in enumerate(self.columns):
+            if col.type is ColumnType.DICTIONARY:
+                dictionary = pa.array([v.decode("utf-8") for v in self.vocab[i]], type=pa.string())
+            chunks = []
+            for rows, part in self.parts[i]:
+                chunks.append(_to_arrow(pa, col.type, rows, part, dictionary if col.type is ColumnType.DICTIONARY else None))
+            atype = _arrow_type(pa, col.type)
+            arrays.append(pa.chunked_array(chunks, type=atype))
+            fields.append(pa.field(col.name, atype, nullable=True))
+        meta = {b"oicore.kind": self.kind.name.encode()}
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _arrow_type(pa, t: ColumnType):
+    return {
+        ColumnType.STRING: pa.string(),
+        ColumnType.IMAGE_ID: pa.uint64(),
+        ColumnType.DICTIONARY: pa.dictionary(pa.int32(), pa.string()),
+        ColumnType.FLOAT64: pa.float64(),
+        ColumnType.INT8: pa.int8(),
+        ColumnType.INT32: pa.int32(),
+        ColumnType.INT64: pa.int64(),
+    }[t]
+
+
+def _to_arrow(pa, t, rows, part, dictionary):
+    """One chunk's numpy buffers as a pyarrow array, without copying."""
+    if t is ColumnType.STRING:
+        offsets, data = part
+        return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    if t is ColumnType.DICTIONARY:
+        codes, _ = part
+        indices = pa.Array.from_buffers(pa.int32(), rows, [None, pa.py_buffer(codes)])
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
+    values, validity, null_count = part
+    validity_buf = pa.py_buffer(validity) if null_count else None
+    return pa.Array.from_buffers(
+        _arrow_type(pa, t), rows, [validity_buf, pa.py_buffer(values)], null_count=null_count
+    )
+
+
+def _describe_byte(buf, at) -> str:
+    if at >= len(buf):
+        return "the end of the file"
+    b = buf[at]
+    if b == 0x0A:
+        return "a line feed"
+    if b == 0x0D:
+        return "a carriage return"
+    if 0x20 <= b < 0x7F:
+        return repr(chr(b))
+    return f"0x{b:02x}"
+
+
+def _describe_field(buf, at, limit=60) -> str:
+    """The field text starting at ``at``, for messages (shortened, repr'd)."""
+    end = at
+    n = len(buf)
+    quoted = at < n and buf[at] == 0x22
+    while end < n and end - at < limit + 1:
+        b = buf[end]
+        if b in (0x0A, 0x0D) or (b == 0x2C and not quoted):
+            break
+        end += 1
+        if quoted and b == 0x22 and end - at > 1:
+            break
+    text = bytes(buf[at:end]).decode("utf-8", "backslashreplace")
+    if not text:
+        return "an empty field"
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return repr(text)

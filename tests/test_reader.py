@@ -1,0 +1,90 @@
+"""The fast reader's own machinery: chunking, threads, dictionary merging, error positions in late chunks."""
+
+import io
+
+import numpy as np
+import pytest
+
+import oicore
+from oicore import _csv
+from oicore.errors import CSVError
+from oicore.reader import read_csv
+
+HEADER = b"ImageID,Source,LabelName,Confidence\n"
+
+
+def label_rows(n, seed=0, terminator=b"\n"):
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.integers(0, 2**63, n, dtype=np.uint64))
+    mids = [b"/m/0%d" % k for k in range(50)] + [b'"/m/q""uoted"']
+    rows = [
+        b"%016x,%s,%s,%s" % (int(i), b"machine" if k % 3 else b"verification", mids[k % len(mids)], c)
+        for k, (i, c) in enumerate(zip(ids, rng.choice([b"0", b"1", b"0.5", b"1.0", b"0.123456"], n)))
+    ]
+    return ids, HEADER.rstrip(b"\n") + terminator + terminator.join(rows) + terminator
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("block_size", [64, 1000, 4096, None])
+def test_chunked_and_threaded_reads_agree(tmp_path, threads, block_size):
+    ids, data = label_rows(3000)
+    p = tmp_path / "labels.csv"
+    p.write_bytes(data)
+    whole = read_csv(p, threads=1, block_size=1 << 30)
+    t = read_csv(p, threads=threads, block_size=block_size)
+    assert t.equals(whole)
+    assert np.array_equal(t.column("ImageID").to_numpy(), ids)
+    # One dictionary for the whole column, in order of first appearance.
+    labels = t.column("LabelName").combine_chunks()
+    assert labels.dictionary.to_pylist()[:2] == ["/m/00", "/m/01"]
+    assert labels.dictionary.to_pylist().count('/m/q"uoted') == 1
+    assert t.schema.metadata[b"oicore.kind"] == b"image_labels"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("terminator", [b"\n", b"\r\n", b"\r"])
+def test_error_in_a_late_chunk_names_the_absolute_line(tmp_path, threads, terminator):
+    _, data = label_rows(2000, terminator=terminator)
+    lines = data.split(terminator)
+    lines[1500] += b",extra"  # one field too many
+    p = tmp_path / "labels.csv"
+    p.write_bytes(terminator.join(lines))
+    with pytest.raises(CSVError) as e:
+        read_csv(p, threads=threads, block_size=97)
+    assert (e.value.line, e.value.column) == (1501, 5)
+    offset = sum(len(x) + len(terminator) for x in lines[:1500])
+    assert e.value.byte_offset > offset
+
+
+def test_reads_a_binary_file_object():
+    _, data = label_rows(100)
+    t = read_csv(io.BytesIO(data), block_size=50)
+    assert t.num_rows == 100
+
+
+def test_record_longer_than_the_block(tmp_path):
+    long_text = "x" * 100_000
+    p = tmp_path / "strings.csv"
+    p.write_text(f'a,b\n1,"{long_text}\n"\n2,3\n', encoding="utf-8", newline="")
+    t = read_csv(p, kind="strings", block_size=13)
+    assert t.column("b").to_pylist() == [long_text + "\n", "3"]
+
+
+def test_find_split_respects_quotes():
+    assert _csv.find_split(b'a,"b\nc"\nd') == 8
+    assert _csv.find_split(b'a,"b\nc') == 0
+    assert _csv.find_split(b"a\r") == 0  # the next byte could be LF
+    assert _csv.find_split(b"a\rb") == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown kind 'nope'"):
+        read_csv(io.BytesIO(HEADER), kind="nope")
+    with pytest.raises(ValueError, match="block_size"):
+        read_csv(io.BytesIO(HEADER), block_size=0)
+    with pytest.raises(ValueError, match="threads"):
+        read_csv(io.BytesIO(HEADER), threads=0)
+
+
+def test_lazy_public_name():
+    assert oicore.read_csv is read_csv
