@@ -15,6 +15,9 @@
 #include <locale.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "oic_dict.h"
 #include "oic_status.h"
@@ -44,6 +47,9 @@ typedef struct {
     const uint8_t *last; /* dictionary: the previous value, which most rows repeat */
     int64_t last_len;
     int32_t last_code;
+    uint64_t fast_w0, fast_w1; /* dictionary, fast path: the previous value (<= 16 bytes) */
+    int64_t fast_len;          /* its length; 0 when none (the fast path never takes an empty value) */
+    int32_t fast_code;
 } oic_column;
 
 typedef struct {
@@ -71,6 +77,11 @@ static const uint8_t OIC_SPECIAL[256] = {
 static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
 {
     int64_t count = 0;
+    if (!memchr(s, '\r', (size_t)n)) {
+        for (int64_t i = 0; i < n; i++) /* branch-free: the compiler vectorizes it */
+            count += s[i] == '\n';
+        return count;
+    }
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (c == '\n')
@@ -80,6 +91,61 @@ static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
     }
     return count;
 }
+
+/* Bytes a caller must keep readable after a chunk's end for the fast path
+ * (word loads may run past the last field). */
+#define OIC_PAD 16
+
+/* Line terminators in a chunk (as oic_count_terminators), and whether it
+ * holds any quote or CR, which decides the fast path. glibc's memchr finds
+ * the bytes at memory speed; LFs are counted 16 bytes at a time. */
+static inline int64_t oic_survey_chunk(const uint8_t *s, int64_t n, int *has_quote, int *has_cr)
+{
+    *has_quote = n > 0 && memchr(s, '"', (size_t)n) != NULL;
+    *has_cr = n > 0 && memchr(s, '\r', (size_t)n) != NULL;
+    if (*has_cr)
+        return oic_count_terminators(s, n);
+    int64_t lf = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i vlf = _mm_set1_epi8('\n');
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(s + i));
+        lf += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vlf)));
+    }
+#endif
+    for (; i < n; i++)
+        lf += s[i] == '\n';
+    return lf;
+}
+
+/* Word-at-a-time search (SWAR): a mask with the high bit set in each byte of
+ * w equal to b. Bits above the lowest set one may be false positives, so only
+ * the lowest is used. */
+#define OIC_ONES UINT64_C(0x0101010101010101)
+#define OIC_HIGHS UINT64_C(0x8080808080808080)
+static inline uint64_t oic_bytes_equal_to(uint64_t w, uint8_t b)
+{
+    uint64_t x = w ^ (OIC_ONES * b);
+    return (x - OIC_ONES) & ~x & OIC_HIGHS;
+}
+
+/* The first position in s[pos:len] holding ',', '"', CR or LF, or len. */
+static inline int64_t oic_scan_unquoted(const uint8_t *s, int64_t pos, int64_t len)
+{
+    while (pos + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, s + pos, 8);
+        uint64_t hits = oic_bytes_equal_to(w, ',') | oic_bytes_equal_to(w, '\n') | oic_bytes_equal_to(w, '\r') |
+                        oic_bytes_equal_to(w, '"');
+        if (hits)
+            return pos + (__builtin_ctzll(hits) >> 3);
+        pos += 8;
+    }
+    while (pos < len && !OIC_SPECIAL[s[pos]])
+        pos++;
+    return pos;
+}
+
 
 /* The length of the longest prefix of s[0:n] that ends with a whole record,
  * given that s starts at a record boundary, or 0 if there is none yet.
@@ -178,7 +244,7 @@ static inline oic_status oic_convert_field(oic_parser *p, oic_column *col, int64
         }
         oic_status st = OIC_OK;
         int32_t code;
-        if (col->last && col->last_len == len && memcmp(col->last, v, (size_t)len) == 0) {
+        if (col->last && col->last_len == len && oic_same_bytes(col->last, v, len)) {
             code = col->last_code;
         } else {
             int added;
@@ -309,8 +375,7 @@ static inline oic_status oic_next_field(oic_parser *p, int64_t *pos_io, int64_t 
         *lines_io = lines;
     } else {
         out->content = pos;
-        while (pos < len && !OIC_SPECIAL[buf[pos]])
-            pos++;
+        pos = oic_scan_unquoted(buf, pos, len);
         if (pos < len && buf[pos] == '"') {
             p->err_line = rec_line;
             p->err_column = field + 1;
@@ -408,6 +473,147 @@ out:
     p->pos = pos;
     p->lines = lines;
     return st;
+}
+
+/* The first ',' or LF in s[pos:len], or len; reads up to 7 bytes past len. */
+static inline int64_t oic_scan_plain(const uint8_t *s, int64_t pos, int64_t len)
+{
+    for (;;) {
+        uint64_t w;
+        memcpy(&w, s + pos, 8);
+        uint64_t hits = oic_bytes_equal_to(w, ',') | oic_bytes_equal_to(w, '\n');
+        if (hits) {
+            int64_t at = pos + (__builtin_ctzll(hits) >> 3);
+            return at < len ? at : len;
+        }
+        pos += 8;
+        if (pos >= len)
+            return len;
+    }
+}
+
+/* A dictionary value of at most 16 bytes, looked up with word loads (the
+ * bytes past it are readable padding); -1 asks for the general path. */
+static inline int oic_lookup_short(oic_column *col, const uint8_t *s, int64_t n, int64_t row)
+{
+    uint64_t w0, w1;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    if (n < 8) {
+        w0 &= (UINT64_C(1) << (8 * n)) - 1;
+        w1 = 0;
+    } else if (n < 16) {
+        w1 &= (UINT64_C(1) << (8 * (n - 8))) - 1;
+    }
+    int32_t code;
+    if (col->fast_len == n && col->fast_w0 == w0 && col->fast_w1 == w1) {
+        code = col->fast_code;
+    } else {
+        code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, oic_hash_value(s, (size_t)n, w0, w1));
+        if (code < 0)
+            return -1; /* new values are checked (UTF-8) and added by the general path */
+        col->fast_w0 = w0;
+        col->fast_w1 = w1;
+        col->fast_len = n;
+        col->fast_code = code;
+    }
+    ((int32_t *)col->values)[row] = code;
+    return 0;
+}
+
+/* The fast path for chunks without quotes or CRs (label and box files).
+ * It takes each record whose fields are all non-empty and valid; any other
+ * record is parsed by oic_parse_chunk, which then reports errors exactly.
+ * Needs OIC_PAD readable bytes after p->len. */
+static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols)
+{
+    const uint8_t *buf = p->buf;
+    const int64_t len = p->len;
+    int64_t pos = p->pos, lines = p->lines, row = p->rows;
+    const int64_t stop_rows = p->max_rows < 0 ? p->rows_cap : (p->max_rows < p->rows_cap ? p->max_rows : p->rows_cap);
+
+    while (pos < len && row < stop_rows) {
+        const int64_t rec_start = pos;
+        int ok = 1;
+        for (int32_t f = 0; f < ncols && ok; f++) {
+            oic_column *col = &cols[f];
+            int64_t end;
+            if (col->type == OIC_COL_IMAGE_ID && pos + 16 <= len &&
+                (pos + 16 == len || buf[pos + 16] == ',' || buf[pos + 16] == '\n'))
+                end = pos + 16;
+            else
+                end = oic_scan_plain(buf, pos, len);
+            /* The field must end as the record's shape says. */
+            if (end == pos)
+                ok = 0; /* an empty field: nulls and errors are the general path's */
+            else if (f + 1 < ncols)
+                ok = end < len && buf[end] == ',';
+            else
+                ok = end < len ? buf[end] == '\n' : p->at_eof;
+            if (!ok)
+                break;
+            const uint8_t *v = buf + pos;
+            const int64_t n = end - pos;
+            switch (col->type) {
+            case OIC_COL_IMAGE_ID:
+                ok = n == 16 && oic_parse_image_id_swar(v, (uint64_t *)col->values + row) == OIC_OK;
+                break;
+            case OIC_COL_DICTIONARY:
+                ok = n <= 16 && oic_lookup_short(col, v, n, row) == 0;
+                break;
+            case OIC_COL_STRING:
+                ok = col->data_len + n <= col->data_cap && oic_utf8_invalid_at(v, (size_t)n) == (size_t)n;
+                if (ok) {
+                    memcpy(col->data + col->data_len, v, (size_t)n);
+                    col->data_len += n;
+                    col->offsets[row + 1] = (int32_t)col->data_len;
+                    ok = col->data_len <= INT32_MAX;
+                }
+                break;
+            case OIC_COL_FLOAT64:
+                ok = oic_parse_short_decimal(v, n, (double *)col->values + row) ||
+                     oic_parse_double(v, (size_t)n, p->c_locale, (double *)col->values + row) == OIC_OK;
+                if (ok && col->validity)
+                    oic_set_valid(col, row);
+                break;
+            default: {
+                int64_t bad_at;
+                ok = oic_convert_field(p, col, row, v, n, 0, &bad_at) == OIC_OK;
+            }
+            }
+            pos = end + 1;
+        }
+        if (!ok) {
+            /* Undo string appends of this record, then let the general path take it. */
+            for (int32_t f = 0; f < ncols; f++)
+                if (cols[f].type == OIC_COL_STRING)
+                    cols[f].data_len = cols[f].offsets[row];
+            p->pos = rec_start;
+            p->lines = lines;
+            p->rows = row;
+            int64_t saved_max = p->max_rows;
+            p->max_rows = row + 1;
+            oic_status st = oic_parse_chunk(p, cols, ncols);
+            p->max_rows = saved_max;
+            if (st != OIC_OK)
+                return st;
+            pos = p->pos;
+            lines = p->lines;
+            row = p->rows;
+            continue;
+        }
+        if (pos > len)
+            pos = len; /* the last record had no terminator */
+        else
+            lines++;
+        row++;
+    }
+    p->pos = pos;
+    p->lines = lines;
+    p->rows = row;
+    if (pos < len && row >= p->rows_cap) /* more records than counted: a bug */
+        return oic_parse_chunk(p, cols, ncols);
+    return OIC_OK;
 }
 
 /* Tokenizes the record at p->pos (the header) into at most max_fields spans

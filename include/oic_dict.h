@@ -15,6 +15,7 @@
 typedef struct {
     int32_t *slots;     /* code, or -1 for an empty slot */
     uint64_t *hashes;   /* per code */
+    uint64_t *keys;     /* per code: two words, the value zero-padded (compared when it is <= 16 bytes) */
     int64_t *offsets;   /* per code + 1: where each value starts in bytes */
     uint8_t *bytes;
     int64_t bytes_len, bytes_cap;
@@ -22,33 +23,61 @@ typedef struct {
     uint32_t mask;      /* slots capacity - 1 */
 } oic_dict;
 
-static inline uint64_t oic_hash_bytes(const uint8_t *s, size_t n)
+/* Equality of two short byte strings without a libc call. */
+static inline int oic_same_bytes(const uint8_t *a, const uint8_t *b, int64_t n)
 {
-    /* Word-at-a-time multiply-xorshift; values here are short (MIDs, sources). */
-    uint64_t h = UINT64_C(0x9E3779B97F4A7C15) ^ (n * UINT64_C(0xFF51AFD7ED558CCD));
     while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * UINT64_C(0xC4CEB9FE1A85EC53);
-        h ^= h >> 29;
-        s += 8;
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
+            return 0;
+        a += 8;
+        b += 8;
         n -= 8;
     }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, s, n);
-        h = (h ^ w) * UINT64_C(0xC4CEB9FE1A85EC53);
-    }
+    while (n-- > 0)
+        if (*a++ != *b++)
+            return 0;
+    return 1;
+}
+
+/* The value's first 16 bytes as two little-endian words, zero-padded. */
+static inline void oic_key_words(const uint8_t *s, size_t n, uint64_t *w0, uint64_t *w1)
+{
+    uint8_t tmp[16] = {0};
+    memcpy(tmp, s, n < 16 ? n : 16);
+    memcpy(w0, tmp, 8);
+    memcpy(w1, tmp + 8, 8);
+}
+
+static inline uint64_t oic_mix(uint64_t h)
+{
     h ^= h >> 32;
     h *= UINT64_C(0xFF51AFD7ED558CCD);
     h ^= h >> 29;
     return h;
 }
 
+/* The hash of a value, from its key words (and, past 16 bytes, the rest). */
+static inline uint64_t oic_hash_value(const uint8_t *s, size_t n, uint64_t w0, uint64_t w1)
+{
+    uint64_t h = (w0 ^ UINT64_C(0x9E3779B97F4A7C15)) * UINT64_C(0xC4CEB9FE1A85EC53);
+    h ^= (w1 + n) * UINT64_C(0xD6E8FEB86659FD93);
+    for (size_t i = 16; i < n; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, s + i, n - i < 8 ? n - i : 8);
+        h = (h ^ w) * UINT64_C(0xC4CEB9FE1A85EC53);
+        h ^= h >> 29;
+    }
+    return oic_mix(h);
+}
+
 static inline void oic_dict_free(oic_dict *d)
 {
     free(d->slots);
     free(d->hashes);
+    free(d->keys);
     free(d->offsets);
     free(d->bytes);
     memset(d, 0, sizeof *d);
@@ -62,9 +91,10 @@ static inline oic_status oic_dict_init(oic_dict *d)
     d->bytes_cap = 4096;
     d->slots = (int32_t *)malloc((size_t)(d->mask + 1) * sizeof(int32_t));
     d->hashes = (uint64_t *)malloc((size_t)d->codes_cap * sizeof(uint64_t));
+    d->keys = (uint64_t *)malloc((size_t)d->codes_cap * 2 * sizeof(uint64_t));
     d->offsets = (int64_t *)malloc((size_t)(d->codes_cap + 1) * sizeof(int64_t));
     d->bytes = (uint8_t *)malloc((size_t)d->bytes_cap);
-    if (!d->slots || !d->hashes || !d->offsets || !d->bytes) {
+    if (!d->slots || !d->hashes || !d->keys || !d->offsets || !d->bytes) {
         oic_dict_free(d);
         return OIC_ERR_NO_MEMORY;
     }
@@ -92,17 +122,61 @@ static inline oic_status oic_dict_grow_slots(oic_dict *d)
     return OIC_OK;
 }
 
-/* Finds the code of s[0:n], adding it when new (*added = 1). */
-static inline oic_status oic_dict_intern(oic_dict *d, const uint8_t *s, size_t n, int32_t *code, int *added)
+/* Makes dst an independent copy of src (dst uninitialized). A chunk's parse
+ * starts from a copy of the release-wide vocabulary, so values seen before
+ * keep their codes and only new ones need remapping. */
+static inline oic_status oic_dict_clone(oic_dict *dst, const oic_dict *src)
 {
-    uint64_t h = oic_hash_bytes(s, n);
+    memset(dst, 0, sizeof *dst);
+    dst->mask = src->mask;
+    dst->codes_cap = src->codes_cap;
+    dst->bytes_cap = src->bytes_cap;
+    dst->count = src->count;
+    dst->bytes_len = src->bytes_len;
+    dst->slots = (int32_t *)malloc((size_t)(src->mask + 1) * sizeof(int32_t));
+    dst->hashes = (uint64_t *)malloc((size_t)src->codes_cap * sizeof(uint64_t));
+    dst->keys = (uint64_t *)malloc((size_t)src->codes_cap * 2 * sizeof(uint64_t));
+    dst->offsets = (int64_t *)malloc((size_t)(src->codes_cap + 1) * sizeof(int64_t));
+    dst->bytes = (uint8_t *)malloc((size_t)src->bytes_cap);
+    if (!dst->slots || !dst->hashes || !dst->keys || !dst->offsets || !dst->bytes) {
+        oic_dict_free(dst);
+        return OIC_ERR_NO_MEMORY;
+    }
+    memcpy(dst->slots, src->slots, (size_t)(src->mask + 1) * sizeof(int32_t));
+    memcpy(dst->hashes, src->hashes, (size_t)src->count * sizeof(uint64_t));
+    memcpy(dst->keys, src->keys, (size_t)src->count * 2 * sizeof(uint64_t));
+    memcpy(dst->offsets, src->offsets, (size_t)(src->count + 1) * sizeof(int64_t));
+    if (src->bytes_len)
+        memcpy(dst->bytes, src->bytes, (size_t)src->bytes_len);
+    return OIC_OK;
+}
+
+/* The code of a value of at most 16 bytes given as key words, or -1. */
+static inline int32_t oic_dict_find_short(const oic_dict *d, uint64_t w0, uint64_t w1, size_t n, uint64_t h)
+{
+    uint32_t i = (uint32_t)h & d->mask;
+    for (;;) {
+        int32_t c = d->slots[i];
+        if (c < 0)
+            return -1;
+        if (d->hashes[c] == h && d->keys[2 * c] == w0 && d->keys[2 * c + 1] == w1 &&
+            d->offsets[c + 1] - d->offsets[c] == (int64_t)n)
+            return c;
+        i = (i + 1) & d->mask;
+    }
+}
+
+/* Finds the code of s[0:n] (hash h, key words w0 and w1), adding it when new (*added = 1). */
+static inline oic_status oic_dict_intern_hashed(oic_dict *d, const uint8_t *s, size_t n, uint64_t w0, uint64_t w1,
+                                                uint64_t h, int32_t *code, int *added)
+{
     uint32_t i = (uint32_t)h & d->mask;
     for (;;) {
         int32_t c = d->slots[i];
         if (c < 0)
             break;
-        if (d->hashes[c] == h && (size_t)(d->offsets[c + 1] - d->offsets[c]) == n &&
-            memcmp(d->bytes + d->offsets[c], s, n) == 0) {
+        if (d->hashes[c] == h && d->offsets[c + 1] - d->offsets[c] == (int64_t)n &&
+            oic_same_bytes(d->bytes + d->offsets[c], s, (int64_t)n)) {
             *code = c;
             *added = 0;
             return OIC_OK;
@@ -117,6 +191,10 @@ static inline oic_status oic_dict_intern(oic_dict *d, const uint8_t *s, size_t n
         if (!hashes)
             return OIC_ERR_NO_MEMORY;
         d->hashes = hashes;
+        uint64_t *keys = (uint64_t *)realloc(d->keys, (size_t)cap * 2 * sizeof(uint64_t));
+        if (!keys)
+            return OIC_ERR_NO_MEMORY;
+        d->keys = keys;
         int64_t *offsets = (int64_t *)realloc(d->offsets, (size_t)(cap + 1) * sizeof(int64_t));
         if (!offsets)
             return OIC_ERR_NO_MEMORY;
@@ -139,12 +217,22 @@ static inline oic_status oic_dict_intern(oic_dict *d, const uint8_t *s, size_t n
     d->bytes_len += (int64_t)n;
     d->offsets[c + 1] = d->bytes_len;
     d->hashes[c] = h;
+    d->keys[2 * c] = w0;
+    d->keys[2 * c + 1] = w1;
     d->slots[i] = c;
     *code = c;
     *added = 1;
     if ((uint32_t)d->count * 2 > d->mask)
         return oic_dict_grow_slots(d);
     return OIC_OK;
+}
+
+/* Finds the code of s[0:n], adding it when new (*added = 1). */
+static inline oic_status oic_dict_intern(oic_dict *d, const uint8_t *s, size_t n, int32_t *code, int *added)
+{
+    uint64_t w0, w1;
+    oic_key_words(s, n, &w0, &w1);
+    return oic_dict_intern_hashed(d, s, n, w0, w1, oic_hash_value(s, n, w0, w1), code, added);
 }
 
 #endif

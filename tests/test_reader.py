@@ -88,3 +88,64 @@ def test_bad_arguments():
 
 def test_lazy_public_name():
     assert oicore.read_csv is read_csv
+
+
+# ---- the fast path (quote- and CR-free chunks) agrees with the general tokenizer ------------
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oicore import schema
+
+BOX_TYPES = tuple(int(schema.column(n).type) for n in schema.KINDS["boxes"].variants[1].names)
+BOX_REQUIRED = tuple(schema.column(n).required for n in schema.KINDS["boxes"].variants[1].names)
+BOX_ROW = b"000002b66c9c498e,xclick,/m/0cmf2,1,0.022673031,0.9642005,0.07103825,0.80054647,0,1,-1,0,0"
+
+
+def parse_both(body: bytes, types, required):
+    """(fast, general) results of one chunk: padding enables the fast path."""
+    padded = body + b"\0" * _csv.PAD
+    fast = _csv.parse_chunk(padded, 0, len(body), True, types, required)
+    general = _csv.parse_chunk(body, 0, len(body), True, types, required)
+    return fast, general
+
+
+def same_result(a, b):
+    assert (a.status, a.rows, a.pos, a.lines) == (b.status, b.rows, b.pos, b.lines)
+    if a.status:
+        assert (a.err_line, a.err_column, a.err_offset) == (b.err_line, b.err_column, b.err_offset)
+        return
+    for ca, cb in zip(a.columns, b.columns):
+        if isinstance(ca[1], _csv.Vocabulary):
+            assert ca[1].values() == cb[1].values()
+            assert np.array_equal(ca[0], cb[0])
+        elif len(ca) == 3:  # numbers: (values, validity or None, null count)
+            assert np.array_equal(ca[0], cb[0], equal_nan=True) and ca[2] == cb[2]
+            assert (ca[1] is None) == (cb[1] is None)
+            if ca[1] is not None:
+                assert np.array_equal(ca[1], cb[1])
+        else:  # strings: (offsets, data)
+            assert np.array_equal(ca[0], cb[0]) and bytes(ca[1]) == bytes(cb[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(list(b",\n-.e0a/\x80\xff 1x"))), max_size=4),
+    final_newline=st.booleans(),
+)
+def test_fast_path_matches_general_path_on_mutated_boxes(rows, edits, final_newline):
+    body = bytearray(b"\n".join([BOX_ROW] * rows) + (b"\n" if final_newline else b""))
+    for at, byte in edits:
+        body[at % len(body)] = byte
+    fast, general = parse_both(bytes(body), BOX_TYPES, BOX_REQUIRED)
+    same_result(fast, general)
+
+
+def test_fast_path_matches_general_path_on_valid_labels():
+    _, data = label_rows(500)
+    body = data.split(b"\n", 1)[1].replace(b'"/m/q""uoted"', b"/m/plain")
+    types = (1, 2, 2, 3)
+    fast, general = parse_both(body, types, (True, False, True, True))
+    assert fast.status == 0 and fast.rows == 500
+    same_result(fast, general)

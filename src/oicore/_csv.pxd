@@ -45,6 +45,8 @@ cdef extern from "oic_dict.h" nogil:
         int32_t count
     oic_status oic_dict_init(oic_dict *d)
     void oic_dict_free(oic_dict *d)
+    oic_status oic_dict_clone(oic_dict *dst, const oic_dict *src)
+    oic_status oic_dict_intern(oic_dict *d, const uint8_t *s, size_t n, int32_t *code, int *added)
 
 
 cdef extern from "oic_csv.h" nogil:
@@ -65,6 +67,9 @@ cdef extern from "oic_csv.h" nogil:
         const uint8_t *last
         int64_t last_len
         int32_t last_code
+        uint64_t fast_w0, fast_w1
+        int64_t fast_len
+        int32_t fast_code
 
     ctypedef struct oic_parser:
         const uint8_t *buf
@@ -80,7 +85,14 @@ cdef extern from "oic_csv.h" nogil:
         int32_t err_column
         int64_t err_offset
 
+    int OIC_PAD
     int64_t oic_count_terminators(const uint8_t *s, int64_t n)
+    int64_t oic_survey_chunk(const uint8_t *s, int64_t n, int *has_quote, int *has_cr)
+    oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols)
     int64_t oic_find_split(const uint8_t *s, int64_t n)
     oic_status oic_parse_chunk(oic_parser *p, oic_column *cols, int32_t ncols)
     oic_status oic_read_record(oic_parser *p, int64_t *spans, int32_t max_fields, int32_t *nfields)
+
+
+cdef class Vocabulary:
+    cdef oic_dict d

@@ -63,6 +63,52 @@ def find_split(const uint8_t[::1] buf):
     return split
 
 
+cdef class Vocabulary:
+    """Byte strings -> dense int32 codes, in order of first appearance.
+
+    One per dictionary column of a read: each chunk parses with a copy
+    (:meth:`copy`, taken on the reading thread), and :meth:`merge` folds the
+    copy's new values back, giving the map from the chunk's codes.
+    """
+
+    def __cinit__(self):
+        if oic_dict_init(&self.d) != OIC_OK:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        oic_dict_free(&self.d)
+
+    def __len__(self):
+        return self.d.count
+
+    def copy(self):
+        cdef Vocabulary other = Vocabulary.__new__(Vocabulary)
+        oic_dict_free(&other.d)
+        if oic_dict_clone(&other.d, &self.d) != OIC_OK:
+            raise MemoryError()
+        return other
+
+    def values(self, Py_ssize_t start=0):
+        """The values with codes ``start`` and up, as bytes."""
+        return _dict_values(&self.d, start)
+
+    def merge(self, Vocabulary chunk not None, int32_t start):
+        """Add ``chunk``'s values with codes >= ``start``; return their codes here (int32 array)."""
+        cdef int32_t k, code
+        cdef int added
+        cdef int32_t n = chunk.d.count - start if chunk.d.count > start else 0
+        out = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] view = out
+        cdef oic_status st
+        for k in range(n):
+            st = oic_dict_intern(&self.d, chunk.d.bytes + chunk.d.offsets[start + k],
+                                 chunk.d.offsets[start + k + 1] - chunk.d.offsets[start + k], &code, &added)
+            if st != OIC_OK:
+                raise MemoryError()
+            view[k] = code
+        return out
+
+
 class ChunkResult:
     """What :func:`parse_chunk` found: columns, counts, and the error if any."""
 
@@ -73,31 +119,42 @@ cdef inline void* _data(cnp.ndarray a):
     return cnp.PyArray_DATA(a)
 
 
-def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, tuple types, tuple required,
-                Py_ssize_t max_rows=-1):
-    """Parse records of ``buf[start:]`` into columns of the given types.
+PAD = OIC_PAD
+
+
+def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint at_eof, tuple types,
+                tuple required, Py_ssize_t max_rows=-1, tuple seeds=None):
+    """Parse records of ``buf[start:end]`` into columns of the given types.
+
+    ``end`` is a record boundary, or the end of the file when ``at_eof``.
+    When ``PAD`` bytes after ``end`` are readable, chunks without quotes or
+    CRs take the word-at-a-time fast path.
 
     Returns a :class:`ChunkResult`. Its ``columns`` hold, per column:
     ``(values, validity, null_count)`` for numbers and image IDs,
     ``(codes, values_bytes_list)`` for dictionaries, ``(offsets, data)`` for
     strings; ``rows`` values are valid (the arrays may be longer).
+
+    ``seeds`` gives, per dictionary column, a :class:`Vocabulary` that this
+    parse takes over and extends (or None for a fresh one); the column's
+    result is then ``(codes, vocabulary, seed_count)``.
     """
     cdef int32_t ncols = len(types), i
-    cdef int64_t n = buf.shape[0]
-    cdef const uint8_t *base = &buf[0] if n else NULL
+    cdef int64_t n = end
+    cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
     cdef int64_t rows_cap
+    cdef int has_quote = 1, has_cr = 1
+    cdef bint padded = buf.shape[0] - end >= OIC_PAD
     cdef oic_parser p
     cdef oic_status st
     cdef oic_column *cols = <oic_column *>calloc(ncols if ncols else 1, sizeof(oic_column))
-    cdef oic_dict *dicts = <oic_dict *>calloc(ncols if ncols else 1, sizeof(oic_dict))
-    if cols == NULL or dicts == NULL:
-        free(cols)
-        free(dicts)
+    cdef Vocabulary vocab
+    if cols == NULL:
         raise MemoryError()
-    if not 0 <= start <= n:
-        raise ValueError(f"start {start} outside the buffer of {n} bytes")
+    if not 0 <= start <= end <= buf.shape[0]:
+        raise ValueError(f"[{start}:{end}] outside the buffer of {buf.shape[0]} bytes")
     with nogil:
-        rows_cap = oic_count_terminators(base + start, n - start) + 1 if n else 1
+        rows_cap = oic_survey_chunk(base + start, n - start, &has_quote, &has_cr) + 1 if n else 1
     if max_rows >= 0 and rows_cap > max_rows:
         rows_cap = max_rows
     keep = []  # numpy buffers, referenced until returned
@@ -117,10 +174,10 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, tuple typ
             values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
             cols[i].values = _data(values)
             if t == OIC_COL_DICTIONARY:
-                if oic_dict_init(&dicts[i]) != OIC_OK:
-                    raise MemoryError()
-                cols[i].dict = &dicts[i]
-                keep.append((values,))
+                seed = seeds[i] if seeds is not None else None
+                vocab = seed if seed is not None else Vocabulary()
+                cols[i].dict = &vocab.d
+                keep.append((values, vocab, len(vocab)))
             elif t != OIC_COL_IMAGE_ID and not cols[i].required:
                 validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
                 cols[i].validity = <uint8_t *>_data(validity)
@@ -139,7 +196,10 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, tuple typ
         p.max_rows = max_rows
         p.err_line = p.err_column = p.err_offset = 0
         with nogil:
-            st = oic_parse_chunk(&p, cols, ncols)
+            if padded and not has_quote and not has_cr:
+                st = oic_parse_plain(&p, cols, ncols)
+            else:
+                st = oic_parse_chunk(&p, cols, ncols)
 
         result = ChunkResult()
         result.status = st
@@ -157,23 +217,19 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, tuple typ
                 # Exact-size copy: the scratch buffer was as large as the chunk.
                 out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
             elif t == OIC_COL_DICTIONARY:
-                out.append((keep[i][0][: p.rows], _dict_values(&dicts[i])))
+                out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2]))
             else:
                 out.append((keep[i][0][: p.rows], keep[i][1], cols[i].null_count))
         result.columns = out
         return result
     finally:
-        for i in range(ncols):
-            if cols[i].dict != NULL:
-                oic_dict_free(cols[i].dict)
-        free(dicts)
         free(cols)
 
 
-cdef list _dict_values(oic_dict *d):
+cdef list _dict_values(oic_dict *d, Py_ssize_t start):
     cdef int32_t k
     cdef const char *b = <const char *>d.bytes
-    return [b[d.offsets[k]:d.offsets[k + 1]] for k in range(d.count)]
+    return [b[d.offsets[k]:d.offsets[k + 1]] for k in range(start, d.count)]
 
 
 def read_record(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, int32_t max_fields=100000):
@@ -222,14 +278,18 @@ def utf8_invalid_at(const uint8_t[::1] buf):
     return oic_utf8_invalid_at(&buf[0], n)
 
 
-def remap_codes(int32_t[::1] codes, const int32_t[::1] mapping):
-    """In place: ``codes[i] = mapping[codes[i]]`` (chunk codes to release-wide codes)."""
+def remap_codes(int32_t[::1] codes, const int32_t[::1] mapping, int32_t start=0):
+    """In place: codes from ``start`` up become ``mapping[code - start]`` (chunk codes to the vocabulary's)."""
     cdef Py_ssize_t i, n = codes.shape[0], m = mapping.shape[0]
     cdef int32_t c
+    cdef bint bad = False
     with nogil:
         for i in range(n):
-            c = codes[i]
-            if c < 0 or c >= m:
-                with gil:
-                    raise IndexError(f"code {c} outside a mapping of {m}")
-            codes[i] = mapping[c]
+            c = codes[i] - start
+            if c >= 0:
+                if c >= m:
+                    bad = True
+                    break
+                codes[i] = mapping[c]
+    if bad:
+        raise IndexError(f"code {codes[i]} outside a mapping of {m} from {start}")

@@ -28,6 +28,9 @@ from oicore.threads import resolve as _resolve_threads
 __all__ = ["read_csv", "DEFAULT_BLOCK_SIZE"]
 
 DEFAULT_BLOCK_SIZE = 4 << 20
+# Dictionary columns with more distinct values than this parse each chunk from an empty
+# vocabulary rather than a copy (copying would cost more than merging).
+_SEED_LIMIT = 1 << 18
 _BOM = codecs.BOM_UTF8
 _S = _csv.STATUS
 
@@ -93,10 +96,11 @@ def read_csv(path, kind: str | None = None, *, block_size: int | None = None, th
 class _Chunk:
     """A run of whole records and where it sits in the file."""
 
-    __slots__ = ("buf", "start", "file_offset", "at_eof")
+    __slots__ = ("buf", "start", "end", "file_offset", "at_eof")
 
-    def __init__(self, buf, start, file_offset, at_eof):
-        self.buf, self.start, self.file_offset, self.at_eof = buf, start, file_offset, at_eof
+    def __init__(self, buf, start, end, file_offset, at_eof):
+        # buf[start:end] is parsed; buf keeps _csv.PAD readable bytes after end for the fast path.
+        self.buf, self.start, self.end, self.file_offset, self.at_eof = buf, start, end, file_offset, at_eof
 
 
 def _read_full(f, view) -> int:
@@ -116,25 +120,42 @@ def _read_full(f, view) -> int:
     return got
 
 
-def _chunks(f, block_size):
+class _BufferPool:
+    """Reuses chunk buffers, so reading faults in no fresh pages after the first few chunks."""
+
+    def __init__(self, size):
+        self.size = size
+        self.free = []
+
+    def get(self, size):
+        if size <= self.size:
+            return self.free.pop() if self.free else bytearray(self.size)
+        return bytearray(size)  # a long record: used once
+
+    def put(self, buf):
+        if len(buf) == self.size and len(self.free) < 8:
+            self.free.append(buf)
+
+
+def _chunks(f, block_size, pool):
     """Yield _Chunk objects covering the file, each ending at a record boundary."""
     carry = b""
     offset = 0  # file offset of carry[0]
     while True:
         want = max(block_size, len(carry))  # grows geometrically under a long record
-        buf = bytearray(len(carry) + want)
+        buf = pool.get(len(carry) + want + _csv.PAD)
         buf[: len(carry)] = carry
         view = memoryview(buf)
-        got = _read_full(f, view[len(carry) :])
+        got = _read_full(f, view[len(carry) : len(carry) + want])
         total = len(carry) + got
         if got < want:
-            yield _Chunk(view[:total], 0, offset, True)
+            yield _Chunk(view, 0, total, offset, True)
             return
         split = _csv.find_split(view[:total])
         if split == 0:
             carry = bytes(view[:total])
             continue
-        yield _Chunk(view[:split], 0, offset, False)
+        yield _Chunk(view, 0, split, offset, False)
         carry = bytes(view[split:total])
         offset += split
 
@@ -151,7 +172,7 @@ class _Reader:
 
     def _error(self, status, chunk, line, column, rel_offset):
         """The CSVError for a C status at ``rel_offset`` in ``chunk``."""
-        buf = chunk.buf
+        buf = chunk.buf[: chunk.end]
         name = None
         if column and hasattr(self, "names") and column <= len(self.names):
             name = self.names[column - 1]
@@ -199,12 +220,12 @@ class _Reader:
 
     def _header(self, chunk):
         """Decide kind, names and types from the first record; return where data starts."""
-        start = len(_BOM) if bytes(chunk.buf[: len(_BOM)]) == _BOM else 0
-        if start == len(chunk.buf):
+        start = len(_BOM) if chunk.end >= len(_BOM) and bytes(chunk.buf[: len(_BOM)]) == _BOM else 0
+        if start == chunk.end:
             raise CSVError(
                 "expected a header or a record, got an empty file", path=self.path, line=1, byte_offset=0
             )
-        status, raw, end, lines, err_line, err_col, err_off = _csv.read_record(chunk.buf, start, chunk.at_eof)
+        status, raw, end, lines, err_line, err_col, err_off = _csv.read_record(chunk.buf[: chunk.end], start, chunk.at_eof)
         if status != _S["OK"]:
             self.names = ()
             raise self._error(status, chunk, 1 + err_line, err_col, err_off)
@@ -252,7 +273,8 @@ class _Reader:
     # ---- the pipeline ---------------------------------------------------------------
 
     def run(self):
-        chunks = _chunks(self.f, self.block_size)
+        self.pool = _BufferPool(2 * self.block_size + _csv.PAD)
+        chunks = _chunks(self.f, self.block_size, self.pool)
         first = next(chunks)
         data_start, header_lines = self._header(first)
         first.start = data_start
@@ -261,20 +283,31 @@ class _Reader:
 
         self.terminators = header_lines  # before the chunk being consumed
         self.parts = [[] for _ in self.columns]
-        self.vocab = [{} for _ in self.columns]
+        dict_columns = [c.type is ColumnType.DICTIONARY for c in self.columns]
+        self.vocab = [_csv.Vocabulary() if d else None for d in dict_columns]
         pending = deque()
 
-        def parse(chunk):
-            return chunk, _csv.parse_chunk(chunk.buf, chunk.start, chunk.at_eof, types, required)
+        def submit(chunk):
+            # Each chunk starts from a copy of the vocabulary so far (taken here, on this thread),
+            # so only values new to the file come back for merging.
+            seeds = tuple(
+                v.copy() if v is not None and len(v) <= _SEED_LIMIT else None for v in self.vocab
+            )
+            return chunk, seeds
+
+        def parse(chunk, seeds):
+            return chunk, _csv.parse_chunk(
+                chunk.buf, chunk.start, chunk.end, chunk.at_eof, types, required, -1, seeds
+            )
 
         if self.threads == 1:
             for chunk in _chain(first, chunks):
-                self._consume(*parse(chunk))
+                self._consume(*parse(*submit(chunk)))
         else:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="oicore-csv") as pool:
                 try:
                     for chunk in _chain(first, chunks):
-                        pending.append(pool.submit(parse, chunk))
+                        pending.append(pool.submit(parse, *submit(chunk)))
                         while len(pending) > self.threads:
                             self._consume(*pending.popleft().result())
                     while pending:
@@ -295,15 +328,14 @@ class _Reader:
         for i, col in enumerate(self.columns):
             part = res.columns[i]
             if col.type is ColumnType.DICTIONARY:
-                codes, values = part
-                vocab = self.vocab[i]
-                mapping = np.fromiter(
-                    (vocab.setdefault(v, len(vocab)) for v in values), dtype=np.int32, count=len(values)
-                )
-                if len(mapping) and not np.array_equal(mapping, np.arange(len(mapping), dtype=np.int32)):
-                    _csv.remap_codes(codes, mapping)
+                codes, chunk_vocab, seed_count = part
+                mapping = self.vocab[i].merge(chunk_vocab, seed_count)
+                if not np.array_equal(mapping, np.arange(seed_count, seed_count + len(mapping))):
+                    _csv.remap_codes(codes, mapping, seed_count)
+                part = (codes,)
             self.parts[i].append((res.rows, part))
-        chunk.buf = None  # the text is no longer needed
+        self.pool.put(chunk.buf.obj)  # the text is no longer needed
+        chunk.buf = None
 
     def _table(self):
         import pyarrow as pa
@@ -312,7 +344,7 @@ class _Reader:
         fields = []
         for i, col in enumerate(self.columns):
             if col.type is ColumnType.DICTIONARY:
-                dictionary = pa.array([v.decode("utf-8") for v in self.vocab[i]], type=pa.string())
+                dictionary = pa.array([v.decode("utf-8") for v in self.vocab[i].values()], type=pa.string())
             chunks = []
             for rows, part in self.parts[i]:
                 chunks.append(_to_arrow(pa, col.type, rows, part, dictionary if col.type is ColumnType.DICTIONARY else None))
@@ -346,7 +378,7 @@ def _to_arrow(pa, t, rows, part, dictionary):
         offsets, data = part
         return pa.Array.from_buffers(pa.string(), rows, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
     if t is ColumnType.DICTIONARY:
-        codes, _ = part
+        (codes,) = part
         indices = pa.Array.from_buffers(pa.int32(), rows, [None, pa.py_buffer(codes)])
         return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
     values, validity, null_count = part
