@@ -126,3 +126,15 @@ def test_schema_kinds_are_consistent():
                 key = frozenset(v.names)
                 assert key not in seen, (k.name, seen.get(key))
                 seen[key] = k.name
+
+
+def test_read_csv_loads_no_pandas(tmp_path):
+    p = tmp_path / "labels.csv"
+    p.write_bytes(b"ImageID,Source,LabelName,Confidence\n000002b66c9c498e,machine,/m/05s2s,0.9\n")
+    code = (
+        "import sys, oicore; t = oicore.read_csv(sys.argv[1]); assert t.num_rows == 1; "
+        "print('pandas' in sys.modules)"
+    )
+    out = run("-c", code, str(p))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

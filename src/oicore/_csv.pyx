@@ -92,6 +92,20 @@ cdef class Vocabulary:
         """The values with codes ``start`` and up, as bytes."""
         return _dict_values(&self.d, start)
 
+    def string_buffers(self):
+        """``(offsets, data)``: int32 offsets (count + 1) and the values' bytes, as Arrow's string layout."""
+        cdef int32_t k
+        if self.d.bytes_len > 0x7FFFFFFF:
+            raise OverflowError("dictionary values exceed 2 GiB")
+        offsets = np.empty(self.d.count + 1, dtype=np.int32)
+        cdef int32_t[::1] o = offsets
+        for k in range(self.d.count + 1):
+            o[k] = <int32_t>self.d.offsets[k]
+        data = np.empty(self.d.bytes_len, dtype=np.uint8)
+        if self.d.bytes_len:
+            memcpy(cnp.PyArray_DATA(data), self.d.bytes, self.d.bytes_len)
+        return offsets, data
+
     def merge(self, Vocabulary chunk not None, int32_t start):
         """Add ``chunk``'s values with codes >= ``start``; return their codes here (int32 array)."""
         cdef int32_t k, code

@@ -230,15 +230,25 @@ class _Reader:
             self.names = ()
             raise self._error(status, chunk, 1 + err_line, err_col, err_off)
         names = []
+        bad_utf8 = None  # (column, offset) of the first invalid byte
         for i, (field, lo, hi) in enumerate(raw):
             # Quotes are ASCII, so the escaped span is valid exactly where the text is.
             bad = _csv.utf8_invalid_at(chunk.buf[lo:hi])
-            if bad != hi - lo:
-                self.names = ()
-                raise self._error(_S["UTF8"], chunk, 1, i + 1, lo + bad)
-            names.append(field.decode("utf-8"))
+            if bad != hi - lo and bad_utf8 is None:
+                bad_utf8 = (i + 1, lo + bad)
+            names.append(field.decode("utf-8", "replace"))
 
-        kind, has_header = self._decide_kind(names)
+        try:
+            kind, has_header = self._decide_kind(names)
+        except UnknownHeaderError:
+            if bad_utf8 is not None:
+                self.names = ()
+                raise self._error(_S["UTF8"], chunk, 1, *bad_utf8) from None
+            raise
+        if has_header and bad_utf8 is not None:
+            self.names = ()
+            raise self._error(_S["UTF8"], chunk, 1, *bad_utf8)
+        # A first record that is data is checked again, with its column names, by the parse.
         self.kind = kind
         if kind.name == "strings":
             self.names = tuple(names)
@@ -344,7 +354,11 @@ class _Reader:
         fields = []
         for i, col in enumerate(self.columns):
             if col.type is ColumnType.DICTIONARY:
-                dictionary = pa.array([v.decode("utf-8") for v in self.vocab[i].values()], type=pa.string())
+                # From buffers: pa.array() on Python objects would import pandas.
+                offsets, data = self.vocab[i].string_buffers()
+                dictionary = pa.Array.from_buffers(
+                    pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+                )
             chunks = []
             for rows, part in self.parts[i]:
                 chunks.append(_to_arrow(pa, col.type, rows, part, dictionary if col.type is ColumnType.DICTIONARY else None))

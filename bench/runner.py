@@ -1,0 +1,362 @@
+"""``python -m bench``: run the tasks, check every answer, time interleaved rounds, report.
+
+For each task:
+
+1. the input files are read once, so that every system starts from a warm page cache;
+2. each system's optional ``prepare`` runs once, in its own process;
+3. **check**: each system runs once in a fresh process, which measures its peak
+   memory and fingerprints its answer; the answers must all be equal (a system
+   that disagrees with the majority, ties going to oicore, is marked WRONG and
+   never timed, and the run exits with status 1);
+4. **time**: ``--repeat`` rounds; in each round every system runs in a fresh
+   process (one untimed warm-up run, then one timed run), in an order that
+   rotates from round to round. Timing rounds interleaved across systems
+   spreads machine noise evenly instead of letting it land on one system.
+
+Results: ``<out>/<timestamp>.json`` and ``.md``, copied to ``latest.json`` and
+``latest.md``; the Markdown also goes to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import data, report, tasks
+from bench.report import REPO
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def child_env() -> dict:
+    """The environment for workers: ours, plus ``src/`` on PYTHONPATH when oicore is not importable otherwise."""
+    env = dict(os.environ)
+    src = REPO / "src"
+    if importlib.util.find_spec("oicore") is None and (src / "oicore" / "__init__.py").is_file():
+        sys.path.insert(0, str(src))
+        env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+        log(f"oicore is not installed; using {src} (PYTHONPATH)")
+    return env
+
+
+def warm(path: Path) -> float:
+    """Read ``path`` once (into one reused buffer) so that it sits in the page cache; the seconds it took."""
+    buffer = bytearray(16 << 20)
+    t0 = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buffer):
+            pass
+    return time.perf_counter() - t0
+
+
+class Runner:
+    def __init__(self, args, env, data_dir: Path, scratch: Path):
+        self.args = args
+        self.env = env
+        self.data_dir = data_dir
+        self.scratch = scratch
+        self.count = 0
+
+    def worker(self, task, system, mode: str) -> dict:
+        """Run one worker process; its report, or a failure that says how it died."""
+        self.count += 1
+        out = self.scratch / f"{self.count:04d}-{task.name}-{system.name}-{mode}.json"
+        work = data.DATA_ROOT / "work" / self.data_dir.name / task.name / system.name
+        if system.prepare is not None:
+            work.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "bench._worker",
+            "--task", task.name, "--system", system.name,
+            "--data", str(self.data_dir), "--work", str(work), "--scale", repr(self.args.scale),
+            "--mode", mode, "--out", str(out),
+        ]  # fmt: skip
+        timeout = self.args.timeout or task.timeout
+        try:
+            proc = subprocess.run(
+                cmd, cwd=REPO, env=self.env, capture_output=True, text=True, errors="replace", timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"status": "failed", "error": f"timed out after {timeout:g} s ({mode})"}
+        if out.is_file():
+            result = json.loads(out.read_text())
+            if proc.returncode != 0:
+                result.setdefault("stderr_tail", proc.stderr[-2000:])
+            return result
+        how = f"exit status {proc.returncode}"
+        if proc.returncode < 0:
+            how = f"killed by signal {-proc.returncode}" + (" (out of memory?)" if proc.returncode == -9 else "")
+        tail = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else []
+        return {
+            "status": "failed",
+            "error": f"worker {how} during {mode}" + (f": {tail[0]}" if tail else ""),
+            "stderr_tail": proc.stderr[-4000:],
+        }
+
+    def run_task(self, task, systems) -> dict:
+        entry: dict = {
+            "title": task.title,
+            "throughput": task.throughput,
+            "input": {},
+            "systems": {s.name: {"status": "pending", "call": s.call} for s in systems},
+        }
+        results = entry["systems"]
+
+        # 1. inputs, warmed into the page cache
+        total = 0
+        for relative in task.inputs:
+            path = self.data_dir / relative
+            if not path.is_file():
+                for r in results.values():
+                    r.update(status="failed", error=f"input {path} is missing")
+                return entry
+            total += path.stat().st_size
+            seconds = warm(path)
+            log(f"[{task.name}] warmed {relative} ({path.stat().st_size / 1e6:.1f} MB in {seconds:.2f} s)")
+        entry["input"] = {"files": list(task.inputs), "bytes": total}
+
+        # systems whose modules are missing are never started
+        active = []
+        for s in systems:
+            missing = [m for m in s.modules if importlib.util.find_spec(m) is None]
+            if missing:
+                results[s.name].update(status="not installed", error=f"no module {', '.join(missing)}")
+                log(f"[{task.name}] {s.name}: not installed ({', '.join(missing)})")
+            else:
+                active.append(s)
+
+        # 2. prepare
+        for s in [s for s in active if s.prepare is not None]:
+            log(f"[{task.name}] {s.name}: prepare ...")
+            r = self.worker(task, s, "prepare")
+            results[s.name]["prepare_s"] = r.get("prepare_s")
+            if r["status"] != "ok":
+                results[s.name].update(status=r["status"], error=r.get("error"), traceback=r.get("traceback"))
+                log(f"[{task.name}] {s.name}: prepare {r['status']}: {r.get('error')}")
+        active = [s for s in active if results[s.name]["status"] == "pending"]
+
+        # 3. check (and peak memory)
+        for s in active:
+            r = self.worker(task, s, "check")
+            res = results[s.name]
+            res["status"] = r["status"]
+            for key in ("error", "stage", "traceback", "stderr_tail"):
+                if r.get(key):
+                    res[key] = r[key]
+            for key in ("versions", "setup_s", "first_run_s", "result_type", "fingerprint", "quick"):
+                if key in r:
+                    res[key] = r[key]
+            if r.get("result_bytes") is not None:
+                res["result_bytes"] = r["result_bytes"]
+            memory = ("rss_after_setup_kib", "vmhwm_kib", "ru_maxrss_kib", "rss_after_run_kib", "peak_extra_kib")
+            for key in (*memory, "peak_source"):
+                if r.get(key) is not None:
+                    res[key] = r[key]
+            if r.get("peak_extra_kib") is not None:
+                res["peak_extra_bytes"] = r["peak_extra_kib"] * 1024
+            if r["status"] == "ok":
+                log(
+                    f"[{task.name}] {s.name}: checked; first run {report.seconds(r['first_run_s'])}, "
+                    f"peak extra {report.megabytes(res.get('peak_extra_bytes'))}, "
+                    f"result {report.megabytes(res.get('result_bytes'))}"
+                )
+            else:
+                log(f"[{task.name}] {s.name}: {r['status']}: {r.get('error')}")
+        self.compare(task, entry)
+        active = [s for s in active if results[s.name]["status"] == "ok"]
+
+        # 4. interleaved timing rounds
+        for s in active:
+            results[s.name]["times"] = []
+        for round_ in range(self.args.repeat):
+            k = round_ % len(active) if active else 0
+            for s in active[k:] + active[:k]:
+                res = results[s.name]
+                if res["status"] != "ok":
+                    continue
+                r = self.worker(task, s, "time")
+                if r["status"] != "ok":
+                    res.update(status="failed", error=f"round {round_ + 1}: {r.get('error')}")
+                    for key in ("traceback", "stderr_tail"):
+                        if r.get(key):
+                            res[key] = r[key]
+                    log(f"[{task.name}] {s.name}: round {round_ + 1} {r['status']}: {r.get('error')}")
+                    continue
+                expected = {key: entry["reference_fingerprint"].get(key) for key in r["quick"]}
+                if r["quick"] != expected:
+                    res.update(status="wrong", mismatch_summary=f"round {round_ + 1}: {r['quick']} != {expected}")
+                    log(f"[{task.name}] WRONG ANSWER from {s.name} in round {round_ + 1}: {r['quick']} != {expected}")
+                    continue
+                res["times"] += r["times"]
+                log(
+                    f"[{task.name}] round {round_ + 1}/{self.args.repeat} {s.name}: "
+                    + ", ".join(report.seconds(t) for t in r["times"])
+                )
+
+        # statistics and ratios
+        for res in results.values():
+            times = res.get("times")
+            if times:
+                res.update(median=statistics.median(times), min=min(times), max=max(times))
+        base = results.get("oicore", {})
+        for name, res in results.items():
+            if name != "oicore" and res.get("median") and base.get("median") and base["status"] == "ok":
+                res["oicore_speedup"] = res["median"] / base["median"]
+                res["verdict"] = report.verdict(res["oicore_speedup"])
+        return entry
+
+    def compare(self, task, entry: dict) -> None:
+        """Require equal fingerprints; whoever disagrees with the largest group (ties: oicore's) is WRONG."""
+        results = entry["systems"]
+        ok = [name for name, r in results.items() if r["status"] == "ok"]
+        groups: dict[str, list[str]] = {}
+        for name in ok:
+            groups.setdefault(json.dumps(results[name]["fingerprint"], sort_keys=True), []).append(name)
+        if not groups:
+            entry["check"] = {"summary": "no system produced an answer"}
+            return
+        ranked = sorted(groups.values(), key=lambda names: (-len(names), "oicore" not in names, ok.index(names[0])))
+        reference = ranked[0]
+        ref_fp = results[reference[0]]["fingerprint"]
+        entry["reference_fingerprint"] = ref_fp
+        entry["rows"] = ref_fp.get("rows")
+        if len(ok) == 1:
+            summary = f"answer of {ok[0]} not cross-checked (no other system ran)"
+        elif len(groups) == 1:
+            summary = f"answers checked: {', '.join(ok)} agree"
+        else:
+            others = [n for names in ranked[1:] for n in names]
+            summary = (
+                f"ANSWERS DIFFER: {' = '.join(reference)} is taken as the reference; "
+                f"{', '.join(others)} {'differs' if len(others) == 1 else 'differ'}"
+            )
+        entry["check"] = {"summary": summary, "reference": reference}
+        for names in ranked[1:]:
+            for name in names:
+                fp = results[name]["fingerprint"]
+                diff = {
+                    key: {"got": fp.get(key), "expected": ref_fp.get(key)}
+                    for key in sorted(set(fp) | set(ref_fp))
+                    if fp.get(key) != ref_fp.get(key)
+                }
+                shown = "; ".join(f"{k} {d['got']!r} != {d['expected']!r}" for k, d in diff.items())
+                results[name].update(
+                    status="wrong",
+                    mismatch=diff,
+                    mismatch_summary=f"differs from {reference[0]}: {shown}",
+                )
+                log(f"[{task.name}] WRONG ANSWER from {name} (reference {', '.join(reference)}): {shown}")
+
+
+def parse_args(argv):
+    all_tasks = tasks.load_all()
+    all_systems = sorted({s for t in all_tasks.values() for s in t.system_names})
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark oicore against its peers on a synthetic Open Images release.",
+        epilog=f"tasks: {', '.join(all_tasks)}; systems: {', '.join(all_systems)}",
+    )
+    p.add_argument("--scale", type=float, default=0.1, help="synthetic release scale (default 0.1)")
+    p.add_argument("--tasks", nargs="+", default=list(all_tasks), metavar="TASK", help="default: all")
+    p.add_argument("--systems", nargs="+", metavar="SYSTEM", help="default: all (oicore and every peer)")
+    p.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds (default 5)")
+    p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS.relative_to(REPO)})")
+    p.add_argument("--data", type=Path, help="use this release directory as is instead of the synthetic one")
+    p.add_argument("--regenerate", action="store_true", help="generate the synthetic release again")
+    p.add_argument("--timeout", type=float, help="seconds allowed to one worker process (default: per task)")
+    p.add_argument("--list", action="store_true", help="list the tasks and their systems, then exit")
+    args = p.parse_args(argv)
+    args.tasks = [n for item in args.tasks for n in item.split(",") if n]
+    args.systems = [n for item in args.systems for n in item.split(",") if n] if args.systems else None
+    for name in args.tasks:
+        if name not in all_tasks:
+            p.error(f"unknown task {name!r}; known tasks: {', '.join(all_tasks)}")
+    for name in args.systems or ():
+        if name not in all_systems:
+            p.error(f"unknown system {name!r}; known systems: {', '.join(all_systems)}")
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.scale <= 0:
+        p.error("--scale must be positive")
+    return args, all_tasks
+
+
+def main(argv=None) -> int:
+    args, all_tasks = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.list:
+        for name, task in all_tasks.items():
+            print(f"{name}: {task.title}")
+            for s in task.systems:
+                print(f"  {s.name:16} {s.call}")
+        return 0
+    env = child_env()
+    started = time.time()
+    if args.data is not None:
+        data_dir = args.data.resolve()
+        marker = data.read_marker(data_dir)
+    else:
+        try:
+            data_dir = data.ensure_release(args.scale, regenerate=args.regenerate, env=env, log=log)
+        except RuntimeError as exc:
+            log(f"error: {exc}")
+            return 2
+        marker = data.read_marker(data_dir)
+    record = {
+        "format": 1,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
+        "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
+        "scale": marker["scale"] if marker else None if args.data is not None else args.scale,
+        "repeat": args.repeat,
+        "data_dir": str(data_dir),
+        "data": {k: marker.get(k) for k in ("release", "scale", "seed", "synth_sources_sha256", "created")}
+        if marker
+        else None,
+        "machine": report.machine(),
+        "versions": report.versions(),
+        "oicore": report.oicore_info(),
+        "tasks": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="oicore-bench-") as scratch:
+        runner = Runner(args, env, data_dir, Path(scratch))
+        for name in args.tasks:
+            task = all_tasks[name]
+            systems = [s for s in task.systems if args.systems is None or s.name in args.systems]
+            if not systems:
+                log(f"[{name}] skipped: none of the chosen systems implements it")
+                continue
+            log(f"[{name}] {task.title}: {', '.join(s.name for s in systems)}")
+            record["tasks"][name] = runner.run_task(task, systems)
+    record["duration_s"] = round(time.time() - started, 1)
+
+    text = report.markdown(record)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
+    (args.out / f"{stamp}.json").write_text(json.dumps(record, indent=1) + "\n")
+    (args.out / f"{stamp}.md").write_text(text)
+    shutil.copyfile(args.out / f"{stamp}.json", args.out / "latest.json")
+    shutil.copyfile(args.out / f"{stamp}.md", args.out / "latest.md")
+    print(text)
+    log(f"results: {args.out / f'{stamp}.json'} (and latest.json, latest.md) in {record['duration_s']} s")
+
+    wrong = [
+        f"{task}/{system}"
+        for task, entry in record["tasks"].items()
+        for system, r in entry["systems"].items()
+        if r["status"] == "wrong"
+    ]
+    if wrong:
+        log(f"WRONG ANSWERS: {', '.join(wrong)}")
+        return 1
+    return 0
