@@ -1,6 +1,6 @@
 """The synthetic release every benchmark reads, generated once and cached.
 
-``bench/data/v3-scale{S}/`` holds ``oicore.synth.synth(dir, scale=S, seed=0,
+``bench/data/v3-scale{S}/`` holds ``oicore.synth(dir, scale=S, seed=0,
 release="v3")``. Generation runs in its own process (``python -m bench.data
 --scale S``) so that the runner stays small; it writes into a ``.partial``
 directory, then a marker (``.complete.json``: the files and their sizes, the
@@ -43,7 +43,7 @@ def synth_sources_digest() -> str | None:
     files = sorted(
         p
         for p in package.iterdir()
-        if p.name.split(".")[0] in ("synth", "_synth") and p.suffix in (".py", ".pyx", ".pxd")
+        if p.name.split(".")[0] in ("synthetic", "_synth") and p.suffix in (".py", ".pyx", ".pxd")
     )
     if not files:
         return None
@@ -101,7 +101,7 @@ def _generate(scale: float, root: Path) -> Path:
     """Run synth into ``<dir>.partial``, write the marker, move it into place (in this process)."""
     import oicore
 
-    synth = importlib.import_module("oicore.synth").synth
+    synth = importlib.import_module("oicore.synthetic").synth
     directory = release_dir(scale, root)
     partial = directory.with_name(directory.name + ".partial")
     for d in (partial, directory):

@@ -27,23 +27,52 @@ static const char oic_fmt_b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 static inline int oic_fmt_hex(uint64_t v, int width, uint8_t *out, size_t cap) {
     if (width < 1 || width > 16) return OIC_FMT_EINVAL;
     if (cap < (size_t)width) return OIC_FMT_ENOSPC;
-    for (int i = width - 1; i >= 0; i--) {
-        out[i] = (uint8_t)oic_fmt_hexdigits[v & 15u];
-        v >>= 4;
+    int i = width;
+    while (i >= 2) {
+        unsigned b = (unsigned)(v & 0xffu);
+        out[i - 2] = (uint8_t)oic_fmt_hexdigits[b >> 4];
+        out[i - 1] = (uint8_t)oic_fmt_hexdigits[b & 15u];
+        v >>= 8;
+        i -= 2;
     }
+    if (i) out[0] = (uint8_t)oic_fmt_hexdigits[v & 15u];
     return width;
+}
+
+static const char oic_fmt_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Number of decimal digits of v (1..20). */
+static inline int oic_fmt_ndigits(uint64_t v) {
+    int n = 1;
+    while (v >= 10000u) { v /= 10000u; n += 4; }
+    if (v >= 10u) n++;
+    if (v >= 100u) n++;
+    if (v >= 1000u) n++;
+    return n;
 }
 
 /* v in decimal, no padding. */
 static inline int oic_fmt_u64(uint64_t v, uint8_t *out, size_t cap) {
-    uint8_t tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (uint8_t)('0' + (v % 10u));
-        v /= 10u;
-    } while (v);
+    int n = oic_fmt_ndigits(v);
     if (cap < (size_t)n) return OIC_FMT_ENOSPC;
-    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    uint8_t *p = out + n;
+    while (v >= 100u) {
+        unsigned r = (unsigned)(v % 100u);
+        v /= 100u;
+        p -= 2;
+        p[0] = (uint8_t)oic_fmt_pairs[2 * r];
+        p[1] = (uint8_t)oic_fmt_pairs[2 * r + 1];
+    }
+    if (v >= 10u) {
+        p -= 2;
+        p[0] = (uint8_t)oic_fmt_pairs[2 * v];
+        p[1] = (uint8_t)oic_fmt_pairs[2 * v + 1];
+    } else {
+        *--p = (uint8_t)('0' + v);
+    }
     return n;
 }
 

@@ -28,7 +28,7 @@ __all__ = [
 # Public names served lazily: name -> (module, attribute).
 _LAZY = {
     "read_csv": ("oicore.reader", "read_csv"),
-    "synth": ("oicore.synth", "synth"),
+    "synth": ("oicore.synthetic", "synth"),
 }
 
 

@@ -121,7 +121,7 @@ def _progress_bar(total_label: str, quiet: bool):
 
 
 def _cmd_synth(args) -> int:
-    from oicore.synth import synth
+    from oicore.synthetic import synth
 
     bar, update = _progress_bar("synth", args.quiet)
     t0 = time.perf_counter()
@@ -167,7 +167,7 @@ def _cmd_demo(args) -> int:
 
     from oicore.errors import CSVError
     from oicore.reader import read_csv
-    from oicore.synth import synth
+    from oicore.synthetic import synth
 
     with tempfile.TemporaryDirectory(prefix="oicore-demo-") as tmp:
         out = Path(tmp) / "release"
