@@ -94,28 +94,42 @@ static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
 
 /* Bytes a caller must keep readable after a chunk's end for the fast path
  * (word loads may run past the last field). */
-#define OIC_PAD 16
+#define OIC_PAD 64
 
 /* Line terminators in a chunk (as oic_count_terminators), and whether it
- * holds any quote or CR, which decides the fast path. glibc's memchr finds
- * the bytes at memory speed; LFs are counted 16 bytes at a time. */
+ * holds any quote or CR, which decides the fast path: one pass, 16 bytes at
+ * a time. */
 static inline int64_t oic_survey_chunk(const uint8_t *s, int64_t n, int *has_quote, int *has_cr)
 {
-    *has_quote = n > 0 && memchr(s, '"', (size_t)n) != NULL;
-    *has_cr = n > 0 && memchr(s, '\r', (size_t)n) != NULL;
-    if (*has_cr)
-        return oic_count_terminators(s, n);
     int64_t lf = 0, i = 0;
+    int quote = 0, cr = 0;
 #if defined(__SSE2__)
-    const __m128i vlf = _mm_set1_epi8('\n');
-    for (; i + 16 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(s + i));
-        lf += __builtin_popcount((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, vlf)));
+    /* Per-byte LF counters (a match is -1, subtracted), summed every 255 rounds. */
+    const __m128i vlf = _mm_set1_epi8('\n'), vq = _mm_set1_epi8('"'), vcr = _mm_set1_epi8('\r');
+    const __m128i zero = _mm_setzero_si128();
+    __m128i seen_q = zero, seen_cr = zero;
+    while (i + 16 <= n) {
+        __m128i acc = zero;
+        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(s + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(x, vlf));
+            seen_q = _mm_or_si128(seen_q, _mm_cmpeq_epi8(x, vq));
+            seen_cr = _mm_or_si128(seen_cr, _mm_cmpeq_epi8(x, vcr));
+        }
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        lf += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
     }
+    quote = _mm_movemask_epi8(seen_q) != 0;
+    cr = _mm_movemask_epi8(seen_cr) != 0;
 #endif
-    for (; i < n; i++)
+    for (; i < n; i++) {
         lf += s[i] == '\n';
-    return lf;
+        quote |= s[i] == '"';
+        cr |= s[i] == '\r';
+    }
+    *has_quote = quote;
+    *has_cr = cr;
+    return cr ? oic_count_terminators(s, n) : lf;
 }
 
 /* Word-at-a-time search (SWAR): a mask with the high bit set in each byte of
@@ -475,21 +489,54 @@ out:
     return st;
 }
 
-/* The first ',' or LF in s[pos:len], or len; reads up to 7 bytes past len. */
-static inline int64_t oic_scan_plain(const uint8_t *s, int64_t pos, int64_t len)
+/* Structural index for the fast path: the positions of ',' and LF, found 64
+ * bytes at a time into a bit mask and taken lowest first. */
+typedef struct {
+    const uint8_t *buf;
+    int64_t len;
+    int64_t base;  /* buf[base] is bit 0 of mask */
+    uint64_t mask; /* delimiters not yet taken in buf[base:base+64] */
+} oic_delims;
+
+/* Bit i set where s[i] is ',' or LF; reads 64 bytes (within the padding). */
+static inline uint64_t oic_delim_mask64(const uint8_t *s)
 {
-    for (;;) {
-        uint64_t w;
-        memcpy(&w, s + pos, 8);
-        uint64_t hits = oic_bytes_equal_to(w, ',') | oic_bytes_equal_to(w, '\n');
-        if (hits) {
-            int64_t at = pos + (__builtin_ctzll(hits) >> 3);
-            return at < len ? at : len;
-        }
-        pos += 8;
-        if (pos >= len)
-            return len;
+#if defined(__SSE2__)
+    const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n');
+    uint64_t m = 0;
+    for (int k = 0; k < 4; k++) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * k));
+        uint64_t bits = (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, comma), _mm_cmpeq_epi8(x, lf)));
+        m |= bits << (16 * k);
     }
+    return m;
+#else
+    uint64_t m = 0;
+    for (int i = 0; i < 64; i++)
+        m |= (uint64_t)(s[i] == ',' || s[i] == '\n') << i;
+    return m;
+#endif
+}
+
+static inline void oic_delims_seek(oic_delims *d, int64_t pos)
+{
+    d->base = pos;
+    d->mask = oic_delim_mask64(d->buf + pos);
+    if (d->len - pos < 64)
+        d->mask &= (UINT64_C(1) << (d->len - pos)) - 1;
+}
+
+/* The next delimiter's position, or len when there is none. */
+static inline int64_t oic_delims_next(oic_delims *d)
+{
+    while (!d->mask) {
+        if (d->base + 64 >= d->len)
+            return d->len;
+        oic_delims_seek(d, d->base + 64);
+    }
+    int64_t at = d->base + __builtin_ctzll(d->mask);
+    d->mask &= d->mask - 1;
+    return at;
 }
 
 /* A dictionary value of at most 16 bytes, looked up with word loads (the
@@ -531,82 +578,84 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
     const int64_t len = p->len;
     int64_t pos = p->pos, lines = p->lines, row = p->rows;
     const int64_t stop_rows = p->max_rows < 0 ? p->rows_cap : (p->max_rows < p->rows_cap ? p->max_rows : p->rows_cap);
+    int has_strings = 0;
+    for (int32_t f = 0; f < ncols; f++)
+        has_strings |= cols[f].type == OIC_COL_STRING;
+    oic_delims d = {buf, len, 0, 0};
+    if (pos < len)
+        oic_delims_seek(&d, pos);
 
     while (pos < len && row < stop_rows) {
         const int64_t rec_start = pos;
-        int ok = 1;
-        for (int32_t f = 0; f < ncols && ok; f++) {
+        int32_t f = 0;
+        for (; f < ncols; f++) {
             oic_column *col = &cols[f];
-            int64_t end;
-            if (col->type == OIC_COL_IMAGE_ID && pos + 16 <= len &&
-                (pos + 16 == len || buf[pos + 16] == ',' || buf[pos + 16] == '\n'))
-                end = pos + 16;
-            else
-                end = oic_scan_plain(buf, pos, len);
-            /* The field must end as the record's shape says. */
-            if (end == pos)
-                ok = 0; /* an empty field: nulls and errors are the general path's */
-            else if (f + 1 < ncols)
-                ok = end < len && buf[end] == ',';
-            else
-                ok = end < len ? buf[end] == '\n' : p->at_eof;
-            if (!ok)
+            /* Each field must end with ',' and the last with LF; anything else
+             * (the file's last record without LF included) is the general path's. */
+            const int64_t end = oic_delims_next(&d);
+            if (end >= len || buf[end] != (f + 1 < ncols ? ',' : '\n'))
                 break;
             const uint8_t *v = buf + pos;
             const int64_t n = end - pos;
+            if (n == 0)
+                break; /* nulls and errors are the general path's */
             switch (col->type) {
             case OIC_COL_IMAGE_ID:
-                ok = n == 16 && oic_parse_image_id_swar(v, (uint64_t *)col->values + row) == OIC_OK;
+                if (n != 16 || oic_parse_image_id_swar(v, (uint64_t *)col->values + row) != OIC_OK)
+                    goto slow;
                 break;
             case OIC_COL_DICTIONARY:
-                ok = n <= 16 && oic_lookup_short(col, v, n, row) == 0;
-                break;
-            case OIC_COL_STRING:
-                ok = col->data_len + n <= col->data_cap && oic_utf8_invalid_at(v, (size_t)n) == (size_t)n;
-                if (ok) {
-                    memcpy(col->data + col->data_len, v, (size_t)n);
-                    col->data_len += n;
-                    col->offsets[row + 1] = (int32_t)col->data_len;
-                    ok = col->data_len <= INT32_MAX;
-                }
+                if (n > 16 || oic_lookup_short(col, v, n, row) != 0)
+                    goto slow;
                 break;
             case OIC_COL_FLOAT64:
-                ok = oic_parse_short_decimal(v, n, (double *)col->values + row) ||
-                     oic_parse_double(v, (size_t)n, p->c_locale, (double *)col->values + row) == OIC_OK;
-                if (ok && col->validity)
+                if (!(oic_parse_short_decimal(v, n, (double *)col->values + row) ||
+                      oic_parse_double(v, (size_t)n, p->c_locale, (double *)col->values + row) == OIC_OK))
+                    goto slow;
+                if (col->validity)
                     oic_set_valid(col, row);
+                break;
+            case OIC_COL_STRING:
+                if (col->data_len + n > col->data_cap || col->data_len + n > INT32_MAX ||
+                    oic_utf8_invalid_at(v, (size_t)n) != (size_t)n)
+                    goto slow;
+                memcpy(col->data + col->data_len, v, (size_t)n);
+                col->data_len += n;
+                col->offsets[row + 1] = (int32_t)col->data_len;
                 break;
             default: {
                 int64_t bad_at;
-                ok = oic_convert_field(p, col, row, v, n, 0, &bad_at) == OIC_OK;
+                if (oic_convert_field(p, col, row, v, n, 0, &bad_at) != OIC_OK)
+                    goto slow;
             }
             }
             pos = end + 1;
         }
-        if (!ok) {
-            /* Undo string appends of this record, then let the general path take it. */
-            for (int32_t f = 0; f < ncols; f++)
-                if (cols[f].type == OIC_COL_STRING)
-                    cols[f].data_len = cols[f].offsets[row];
-            p->pos = rec_start;
-            p->lines = lines;
-            p->rows = row;
-            int64_t saved_max = p->max_rows;
-            p->max_rows = row + 1;
-            oic_status st = oic_parse_chunk(p, cols, ncols);
-            p->max_rows = saved_max;
-            if (st != OIC_OK)
-                return st;
-            pos = p->pos;
-            lines = p->lines;
-            row = p->rows;
+        if (f == ncols) {
+            lines++;
+            row++;
             continue;
         }
-        if (pos > len)
-            pos = len; /* the last record had no terminator */
-        else
-            lines++;
-        row++;
+    slow:
+        /* Undo string appends of this record, then let the general path take it. */
+        if (has_strings)
+            for (int32_t k = 0; k < ncols; k++)
+                if (cols[k].type == OIC_COL_STRING)
+                    cols[k].data_len = cols[k].offsets[row];
+        p->pos = rec_start;
+        p->lines = lines;
+        p->rows = row;
+        int64_t saved_max = p->max_rows;
+        p->max_rows = row + 1;
+        oic_status st = oic_parse_chunk(p, cols, ncols);
+        p->max_rows = saved_max;
+        if (st != OIC_OK)
+            return st;
+        pos = p->pos;
+        lines = p->lines;
+        row = p->rows;
+        if (pos < len)
+            oic_delims_seek(&d, pos);
     }
     p->pos = pos;
     p->lines = lines;
