@@ -47,9 +47,6 @@ typedef struct {
     const uint8_t *last; /* dictionary: the previous value, which most rows repeat */
     int64_t last_len;
     int32_t last_code;
-    uint64_t fast_w0, fast_w1; /* dictionary, fast path: the previous value (<= 16 bytes) */
-    int64_t fast_len;          /* its length; 0 when none (the fast path never takes an empty value) */
-    int32_t fast_code;
 } oic_column;
 
 typedef struct {
@@ -539,9 +536,21 @@ static inline int64_t oic_delims_next(oic_delims *d)
     return at;
 }
 
+/* A small direct-mapped cache in front of a column's dictionary: label
+ * frequencies are skewed, so most lookups hit one of these 1024 entries,
+ * which stay in L1, instead of probing the whole table. */
+#define OIC_CACHE_BITS 10
+#define OIC_MAX_CACHED_COLUMNS 8
+typedef struct {
+    uint64_t w0, w1;
+    int32_t len; /* -1: empty */
+    int32_t code;
+} oic_cache_entry;
+
 /* A dictionary value of at most 16 bytes, looked up with word loads (the
  * bytes past it are readable padding); -1 asks for the general path. */
-static inline int oic_lookup_short(oic_column *col, const uint8_t *s, int64_t n, int64_t row)
+static inline int oic_lookup_short(oic_column *col, oic_cache_entry *cache, const uint8_t *s, int64_t n,
+                                   int64_t row)
 {
     uint64_t w0, w1;
     memcpy(&w0, s, 8);
@@ -552,19 +561,19 @@ static inline int oic_lookup_short(oic_column *col, const uint8_t *s, int64_t n,
     } else if (n < 16) {
         w1 &= (UINT64_C(1) << (8 * (n - 8))) - 1;
     }
-    int32_t code;
-    if (col->fast_len == n && col->fast_w0 == w0 && col->fast_w1 == w1) {
-        code = col->fast_code;
-    } else {
-        code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, oic_hash_value(s, (size_t)n, w0, w1));
+    oic_cache_entry *e =
+        &cache[((w0 * UINT64_C(0x9E3779B97F4A7C15)) ^ (w1 * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ (uint64_t)n) >>
+               (64 - OIC_CACHE_BITS)];
+    if (e->len != n || e->w0 != w0 || e->w1 != w1) {
+        int32_t code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, oic_hash_value(s, (size_t)n, w0, w1));
         if (code < 0)
             return -1; /* new values are checked (UTF-8) and added by the general path */
-        col->fast_w0 = w0;
-        col->fast_w1 = w1;
-        col->fast_len = n;
-        col->fast_code = code;
+        e->w0 = w0;
+        e->w1 = w1;
+        e->len = (int32_t)n;
+        e->code = code;
     }
-    ((int32_t *)col->values)[row] = code;
+    ((int32_t *)col->values)[row] = e->code;
     return 0;
 }
 
@@ -584,10 +593,26 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
     oic_delims d = {buf, len, 0, 0};
     if (pos < len)
         oic_delims_seek(&d, pos);
+    /* One lookup cache per dictionary column. */
+    oic_cache_entry *caches[OIC_MAX_CACHED_COLUMNS] = {0};
+    for (int32_t f = 0, k = 0; f < ncols; f++) {
+        if (cols[f].type != OIC_COL_DICTIONARY || k >= OIC_MAX_CACHED_COLUMNS)
+            continue;
+        caches[k] = (oic_cache_entry *)malloc(sizeof(oic_cache_entry) << OIC_CACHE_BITS);
+        if (!caches[k]) {
+            for (int32_t j = 0; j < k; j++)
+                free(caches[j]);
+            return OIC_ERR_NO_MEMORY;
+        }
+        for (int i = 0; i < 1 << OIC_CACHE_BITS; i++)
+            caches[k][i].len = -1;
+        k++;
+    }
+    oic_status result = OIC_OK;
 
     while (pos < len && row < stop_rows) {
         const int64_t rec_start = pos;
-        int32_t f = 0;
+        int32_t f = 0, k_dict = 0;
         for (; f < ncols; f++) {
             oic_column *col = &cols[f];
             /* Each field must end with ',' and the last with LF; anything else
@@ -605,8 +630,9 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
                     goto slow;
                 break;
             case OIC_COL_DICTIONARY:
-                if (n > 16 || oic_lookup_short(col, v, n, row) != 0)
+                if (n > 16 || k_dict >= OIC_MAX_CACHED_COLUMNS || oic_lookup_short(col, caches[k_dict], v, n, row) != 0)
                     goto slow;
+                k_dict++;
                 break;
             case OIC_COL_FLOAT64:
                 if (!(oic_parse_short_decimal(v, n, (double *)col->values + row) ||
@@ -647,10 +673,10 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
         p->rows = row;
         int64_t saved_max = p->max_rows;
         p->max_rows = row + 1;
-        oic_status st = oic_parse_chunk(p, cols, ncols);
+        result = oic_parse_chunk(p, cols, ncols);
         p->max_rows = saved_max;
-        if (st != OIC_OK)
-            return st;
+        if (result != OIC_OK)
+            goto done;
         pos = p->pos;
         lines = p->lines;
         row = p->rows;
@@ -661,12 +687,15 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
     p->lines = lines;
     p->rows = row;
     if (pos < len && row >= p->rows_cap) /* more records than counted: a bug */
-        return oic_parse_chunk(p, cols, ncols);
-    return OIC_OK;
+        result = oic_parse_chunk(p, cols, ncols);
+done:
+    for (int32_t k = 0; k < OIC_MAX_CACHED_COLUMNS; k++)
+        free(caches[k]);
+    return result;
 }
 
 /* Tokenizes the record at p->pos (the header) into at most max_fields spans
- * (content start, content end, escaped) without converting anything. Sets
+ * (content start, content end, escaped), checking that each is UTF-8. Sets
  * *nfields, or *nfields = max_fields + 1 when there are more. */
 static inline oic_status oic_read_record(oic_parser *p, int64_t *spans, int32_t max_fields, int32_t *nfields)
 {
@@ -690,6 +719,14 @@ static inline oic_status oic_read_record(oic_parser *p, int64_t *spans, int32_t 
         oic_status st = oic_next_field(p, &pos, &lines, rec_line, f, &fl);
         if (st != OIC_OK)
             return st;
+        /* Each field is decoded before the next is read, as the reference reader does. */
+        size_t bad = oic_utf8_invalid_at(p->buf + fl.content, (size_t)(fl.content_end - fl.content));
+        if (bad != (size_t)(fl.content_end - fl.content)) {
+            p->err_line = rec_line;
+            p->err_column = f + 1;
+            p->err_offset = fl.content + (int64_t)bad; /* quotes are ASCII: the escaped span is as valid */
+            return OIC_ERR_UTF8;
+        }
         if (f < max_fields) {
             spans[3 * f] = fl.content;
             spans[3 * f + 1] = fl.content_end;

@@ -2,7 +2,9 @@
  *
  * Codes are given in order of first appearance, so a chunk's codes can be
  * remapped to a release-wide vocabulary with one table lookup per row.
- * Open addressing with linear probing; the table is kept at most half full. */
+ * Open addressing with linear probing; the table is kept at most half full.
+ * Each slot holds the value's first 16 bytes, its length and its code, so a
+ * lookup of a short value (a MID, a source) touches one cache line. */
 #ifndef OIC_DICT_H
 #define OIC_DICT_H
 
@@ -13,9 +15,14 @@
 #include "oic_status.h"
 
 typedef struct {
-    int32_t *slots;     /* code, or -1 for an empty slot */
-    uint64_t *hashes;   /* per code */
-    uint64_t *keys;     /* per code: two words, the value zero-padded (compared when it is <= 16 bytes) */
+    uint64_t w0, w1; /* the value's first 16 bytes, zero-padded */
+    int32_t len;     /* the value's length (values are shorter than 2 GiB) */
+    int32_t code;    /* -1: an empty slot */
+} oic_slot;
+
+typedef struct {
+    oic_slot *slots;
+    uint64_t *hashes;   /* per code, for growing the table */
     int64_t *offsets;   /* per code + 1: where each value starts in bytes */
     uint8_t *bytes;
     int64_t bytes_len, bytes_cap;
@@ -77,10 +84,18 @@ static inline void oic_dict_free(oic_dict *d)
 {
     free(d->slots);
     free(d->hashes);
-    free(d->keys);
     free(d->offsets);
     free(d->bytes);
     memset(d, 0, sizeof *d);
+}
+
+static inline oic_slot *oic_alloc_slots(uint32_t mask)
+{
+    oic_slot *slots = (oic_slot *)malloc((size_t)(mask + 1) * sizeof(oic_slot));
+    if (slots)
+        for (uint32_t i = 0; i <= mask; i++)
+            slots[i].code = -1;
+    return slots;
 }
 
 static inline oic_status oic_dict_init(oic_dict *d)
@@ -89,16 +104,14 @@ static inline oic_status oic_dict_init(oic_dict *d)
     d->mask = 1023;
     d->codes_cap = 256;
     d->bytes_cap = 4096;
-    d->slots = (int32_t *)malloc((size_t)(d->mask + 1) * sizeof(int32_t));
+    d->slots = oic_alloc_slots(d->mask);
     d->hashes = (uint64_t *)malloc((size_t)d->codes_cap * sizeof(uint64_t));
-    d->keys = (uint64_t *)malloc((size_t)d->codes_cap * 2 * sizeof(uint64_t));
     d->offsets = (int64_t *)malloc((size_t)(d->codes_cap + 1) * sizeof(int64_t));
     d->bytes = (uint8_t *)malloc((size_t)d->bytes_cap);
-    if (!d->slots || !d->hashes || !d->keys || !d->offsets || !d->bytes) {
+    if (!d->slots || !d->hashes || !d->offsets || !d->bytes) {
         oic_dict_free(d);
         return OIC_ERR_NO_MEMORY;
     }
-    memset(d->slots, 0xFF, (size_t)(d->mask + 1) * sizeof(int32_t));
     d->offsets[0] = 0;
     return OIC_OK;
 }
@@ -106,15 +119,16 @@ static inline oic_status oic_dict_init(oic_dict *d)
 static inline oic_status oic_dict_grow_slots(oic_dict *d)
 {
     uint32_t mask = d->mask * 2 + 1;
-    int32_t *slots = (int32_t *)malloc((size_t)(mask + 1) * sizeof(int32_t));
+    oic_slot *slots = oic_alloc_slots(mask);
     if (!slots)
         return OIC_ERR_NO_MEMORY;
-    memset(slots, 0xFF, (size_t)(mask + 1) * sizeof(int32_t));
-    for (int32_t code = 0; code < d->count; code++) {
-        uint32_t i = (uint32_t)d->hashes[code] & mask;
-        while (slots[i] >= 0)
+    for (uint32_t j = 0; j <= d->mask; j++) {
+        if (d->slots[j].code < 0)
+            continue;
+        uint32_t i = (uint32_t)d->hashes[d->slots[j].code] & mask;
+        while (slots[i].code >= 0)
             i = (i + 1) & mask;
-        slots[i] = code;
+        slots[i] = d->slots[j];
     }
     free(d->slots);
     d->slots = slots;
@@ -133,18 +147,16 @@ static inline oic_status oic_dict_clone(oic_dict *dst, const oic_dict *src)
     dst->bytes_cap = src->bytes_cap;
     dst->count = src->count;
     dst->bytes_len = src->bytes_len;
-    dst->slots = (int32_t *)malloc((size_t)(src->mask + 1) * sizeof(int32_t));
+    dst->slots = (oic_slot *)malloc((size_t)(src->mask + 1) * sizeof(oic_slot));
     dst->hashes = (uint64_t *)malloc((size_t)src->codes_cap * sizeof(uint64_t));
-    dst->keys = (uint64_t *)malloc((size_t)src->codes_cap * 2 * sizeof(uint64_t));
     dst->offsets = (int64_t *)malloc((size_t)(src->codes_cap + 1) * sizeof(int64_t));
     dst->bytes = (uint8_t *)malloc((size_t)src->bytes_cap);
-    if (!dst->slots || !dst->hashes || !dst->keys || !dst->offsets || !dst->bytes) {
+    if (!dst->slots || !dst->hashes || !dst->offsets || !dst->bytes) {
         oic_dict_free(dst);
         return OIC_ERR_NO_MEMORY;
     }
-    memcpy(dst->slots, src->slots, (size_t)(src->mask + 1) * sizeof(int32_t));
+    memcpy(dst->slots, src->slots, (size_t)(src->mask + 1) * sizeof(oic_slot));
     memcpy(dst->hashes, src->hashes, (size_t)src->count * sizeof(uint64_t));
-    memcpy(dst->keys, src->keys, (size_t)src->count * 2 * sizeof(uint64_t));
     memcpy(dst->offsets, src->offsets, (size_t)(src->count + 1) * sizeof(int64_t));
     if (src->bytes_len)
         memcpy(dst->bytes, src->bytes, (size_t)src->bytes_len);
@@ -156,12 +168,11 @@ static inline int32_t oic_dict_find_short(const oic_dict *d, uint64_t w0, uint64
 {
     uint32_t i = (uint32_t)h & d->mask;
     for (;;) {
-        int32_t c = d->slots[i];
-        if (c < 0)
+        const oic_slot *slot = &d->slots[i];
+        if (slot->code < 0)
             return -1;
-        if (d->hashes[c] == h && d->keys[2 * c] == w0 && d->keys[2 * c + 1] == w1 &&
-            d->offsets[c + 1] - d->offsets[c] == (int64_t)n)
-            return c;
+        if (slot->w0 == w0 && slot->w1 == w1 && slot->len == (int32_t)n)
+            return slot->code;
         i = (i + 1) & d->mask;
     }
 }
@@ -170,20 +181,22 @@ static inline int32_t oic_dict_find_short(const oic_dict *d, uint64_t w0, uint64
 static inline oic_status oic_dict_intern_hashed(oic_dict *d, const uint8_t *s, size_t n, uint64_t w0, uint64_t w1,
                                                 uint64_t h, int32_t *code, int *added)
 {
+    if (n > INT32_MAX)
+        return OIC_ERR_CAPACITY;
     uint32_t i = (uint32_t)h & d->mask;
     for (;;) {
-        int32_t c = d->slots[i];
-        if (c < 0)
+        const oic_slot *slot = &d->slots[i];
+        if (slot->code < 0)
             break;
-        if (d->hashes[c] == h && d->offsets[c + 1] - d->offsets[c] == (int64_t)n &&
-            oic_same_bytes(d->bytes + d->offsets[c], s, (int64_t)n)) {
-            *code = c;
+        if (slot->w0 == w0 && slot->w1 == w1 && slot->len == (int32_t)n &&
+            (n <= 16 || oic_same_bytes(d->bytes + d->offsets[slot->code], s, (int64_t)n))) {
+            *code = slot->code;
             *added = 0;
             return OIC_OK;
         }
         i = (i + 1) & d->mask;
     }
-    if (d->count == INT32_MAX)
+    if (d->count == INT32_MAX - 1)
         return OIC_ERR_CAPACITY;
     if (d->count == d->codes_cap) {
         int32_t cap = d->codes_cap > INT32_MAX / 2 ? INT32_MAX - 1 : d->codes_cap * 2;
@@ -191,10 +204,6 @@ static inline oic_status oic_dict_intern_hashed(oic_dict *d, const uint8_t *s, s
         if (!hashes)
             return OIC_ERR_NO_MEMORY;
         d->hashes = hashes;
-        uint64_t *keys = (uint64_t *)realloc(d->keys, (size_t)cap * 2 * sizeof(uint64_t));
-        if (!keys)
-            return OIC_ERR_NO_MEMORY;
-        d->keys = keys;
         int64_t *offsets = (int64_t *)realloc(d->offsets, (size_t)(cap + 1) * sizeof(int64_t));
         if (!offsets)
             return OIC_ERR_NO_MEMORY;
@@ -217,9 +226,11 @@ static inline oic_status oic_dict_intern_hashed(oic_dict *d, const uint8_t *s, s
     d->bytes_len += (int64_t)n;
     d->offsets[c + 1] = d->bytes_len;
     d->hashes[c] = h;
-    d->keys[2 * c] = w0;
-    d->keys[2 * c + 1] = w1;
-    d->slots[i] = c;
+    oic_slot *slot = &d->slots[i];
+    slot->w0 = w0;
+    slot->w1 = w1;
+    slot->len = (int32_t)n;
+    slot->code = c;
     *code = c;
     *added = 1;
     if ((uint32_t)d->count * 2 > d->mask)

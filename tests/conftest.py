@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-settings.register_profile("ci", max_examples=50, deadline=None, print_blob=True)
+# "ci" keeps no example database, so that tests write nothing outside pytest's temporary directories.
+settings.register_profile("ci", max_examples=50, deadline=None, print_blob=True, database=None)
 settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -64,3 +65,9 @@ def reader(request):
 def blocked_reader(request):
     """The reference, and the fast reader at each block size of BLOCK_SIZES."""
     return make_reader(*request.param)
+
+
+@pytest.fixture(scope="session")
+def fast_reader():
+    """The fast reader alone (skips while it is not built)."""
+    return make_reader("fast")

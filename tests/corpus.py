@@ -386,6 +386,18 @@ case("utf8-error-before-type-error", f"{IL}\n{ID},".encode() + b"\xff,/m/01,x\n"
 case("first-bad-record-wins", f"{IL}\n{IL_ROW}\n{IL_ROW},x\n{ID.upper()},machine,/m/01,1\n", None,
      Err(CSVError, 3, 5, len(f"{IL}\n{IL_ROW}\n{IL_ROW},"), None))
 
+# The first record is processed left to right too: as data when the kind has no header,
+# field by field (tokenized, then decoded) when it is a header or may be one.
+case("first-record-never-kind-empty-before-stray-quote", ',x"\n', "class_lists", Err(CSVError, 1, 1, 0, "LabelName"))
+case("first-record-never-kind-too-many-before-stray-quote", 'at,at,a"t\n', "relationship_descriptions",
+     Err(CSVError, 1, 3, 6, None))
+case("first-record-never-kind-too-many-before-utf8", b"/m/01,\xff\n", "class_lists", Err(CSVError, 1, 2, 6, None))
+case("first-record-never-kind-utf8-before-eof-in-quotes", b'\xff,"x', "relationship_descriptions",
+     Err(CSVError, 1, 1, 0, "RelationshipLabel"))
+case("first-record-header-utf8-before-stray-quote", b'\xff,a"b\n', "strings", Err(CSVError, 1, 1, 0))
+case("first-record-sniffed-utf8-before-stray-quote", b'\xff,a"b\n', None, Err(CSVError, 1, 1, 0))
+case("first-record-sniffed-utf8-before-eof-in-quotes", b'/m/01\xff,"x', None, Err(CSVError, 1, 1, 5))
+
 # ---------------------------------------------------------------- header and kind
 
 case("unknown-header-misspelt", "ImageID,Source,LabelName,Confidense\n", None, Err(UnknownHeaderError, 1, None, 0))

@@ -67,9 +67,6 @@ cdef extern from "oic_csv.h" nogil:
         const uint8_t *last
         int64_t last_len
         int32_t last_code
-        uint64_t fast_w0, fast_w1
-        int64_t fast_len
-        int32_t fast_code
 
     ctypedef struct oic_parser:
         const uint8_t *buf

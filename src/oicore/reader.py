@@ -225,40 +225,29 @@ class _Reader:
             raise CSVError(
                 "expected a header or a record, got an empty file", path=self.path, line=1, byte_offset=0
             )
-        status, raw, end, lines, err_line, err_col, err_off = _csv.read_record(chunk.buf[: chunk.end], start, chunk.at_eof)
+        spec = None if self.kind_name is None else schema.KINDS[self.kind_name]
+        if spec is not None and spec.header is HeaderRule.NEVER:
+            self._set_columns(spec, spec.headerless_names)
+            return start, 0
+        status, raw, end, lines, err_line, err_col, err_off = _csv.read_record(
+            chunk.buf[: chunk.end], start, chunk.at_eof
+        )
         if status != _S["OK"]:
-            self.names = ()
+            self.names = ()  # a broken first record has no column names yet
             raise self._error(status, chunk, 1 + err_line, err_col, err_off)
-        names = []
-        bad_utf8 = None  # (column, offset) of the first invalid byte
-        for i, (field, lo, hi) in enumerate(raw):
-            # Quotes are ASCII, so the escaped span is valid exactly where the text is.
-            bad = _csv.utf8_invalid_at(chunk.buf[lo:hi])
-            if bad != hi - lo and bad_utf8 is None:
-                bad_utf8 = (i + 1, lo + bad)
-            names.append(field.decode("utf-8", "replace"))
+        names = [field.decode("utf-8") for field, _, _ in raw]
+        kind, has_header = self._decide_kind(names)
+        self._set_columns(kind, names if has_header else kind.headerless_names)
+        # A first record that is data is parsed again, with its column names, as data.
+        return (end, lines) if has_header else (start, 0)
 
-        try:
-            kind, has_header = self._decide_kind(names)
-        except UnknownHeaderError:
-            if bad_utf8 is not None:
-                self.names = ()
-                raise self._error(_S["UTF8"], chunk, 1, *bad_utf8) from None
-            raise
-        if has_header and bad_utf8 is not None:
-            self.names = ()
-            raise self._error(_S["UTF8"], chunk, 1, *bad_utf8)
-        # A first record that is data is checked again, with its column names, by the parse.
+    def _set_columns(self, kind, names):
         self.kind = kind
+        self.names = tuple(names)
         if kind.name == "strings":
-            self.names = tuple(names)
             self.columns = tuple(schema.Column(n, ColumnType.STRING) for n in names)
         else:
-            self.names = tuple(names) if has_header else kind.headerless_names
-            self.columns = tuple(schema.column(n) for n in self.names)
-        if has_header:
-            return end, lines
-        return start, 0
+            self.columns = tuple(schema.column(n) for n in names)
 
     def _decide_kind(self, names):
         if self.kind_name is None:
@@ -271,8 +260,6 @@ class _Reader:
         kind = schema.KINDS[self.kind_name]
         if kind.name == "strings":
             return kind, True
-        if kind.header is HeaderRule.NEVER:
-            return kind, False
         if kind.variant_for(names) is not None:
             return kind, True
         if kind.header is HeaderRule.OPTIONAL:
