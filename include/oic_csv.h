@@ -537,9 +537,9 @@ static inline int64_t oic_delims_next(oic_delims *d)
 }
 
 /* A small direct-mapped cache in front of a column's dictionary: label
- * frequencies are skewed, so most lookups hit one of these 1024 entries,
- * which stay in L1, instead of probing the whole table. */
-#define OIC_CACHE_BITS 10
+ * frequencies are skewed, so most lookups hit one of these 4096 entries,
+ * which stay in L2, instead of probing the whole table. */
+#define OIC_CACHE_BITS 12
 #define OIC_MAX_CACHED_COLUMNS 8
 typedef struct {
     uint64_t w0, w1;

@@ -19,6 +19,9 @@ __all__ = [
     "CSVError",
     "UnknownHeaderError",
     "InvalidImageIDError",
+    "FormatError",
+    "ChecksumError",
+    "UnsupportedVersionError",
 ]
 
 
@@ -147,3 +150,42 @@ class InvalidImageIDError(OicoreError, ValueError):
 def close_names(word: str, candidates, n: int = 5) -> list[str]:
     """Up to ``n`` candidates that look like ``word``, best first (for 'did you mean')."""
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.5)
+
+
+class FormatError(OicoreError, ValueError):
+    """An ``.oic`` file is not a valid file of the format (FORMAT.md): truncated, damaged, or not one at all.
+
+    ``path`` is the file, ``byte_offset`` where the problem is (None when it is the file as a whole).
+    """
+
+    def __init__(self, reason: str, *, path=None, byte_offset: int | None = None) -> None:
+        self.reason = reason
+        self.path = None if path is None else os.fspath(path)
+        self.byte_offset = byte_offset
+        where = [f"file {self.path}"] if self.path is not None else []
+        if byte_offset is not None:
+            where.append(f"byte {byte_offset}")
+        super().__init__(f"{reason} ({', '.join(where)})" if where else reason)
+
+    def __reduce__(self):
+        return (_rebuild_format_error, (type(self), self.reason, self.path, self.byte_offset, self.__dict__))
+
+
+def _rebuild_format_error(cls, reason, path, byte_offset, state):
+    err = cls.__new__(cls)
+    FormatError.__init__(err, reason, path=path, byte_offset=byte_offset)
+    err.__dict__.update(state)
+    return err
+
+
+class ChecksumError(FormatError):
+    """Stored bytes do not match their CRC-32C: ``segment``, ``block`` and ``byte_offset`` say which."""
+
+    def __init__(self, reason: str, *, path=None, byte_offset=None, segment=None, block=None) -> None:
+        super().__init__(reason, path=path, byte_offset=byte_offset)
+        self.segment = segment
+        self.block = block
+
+
+class UnsupportedVersionError(FormatError):
+    """The file's major format version is one this oicore cannot read."""

@@ -1,0 +1,343 @@
+"""The ``.oic`` container: header, segments, directory, footer (FORMAT.md).
+
+``ContainerWriter`` writes a file atomically (a temporary file beside the
+target, fsync, rename). ``Container`` memory-maps one, checks the header, the
+footer and the directory at open, and checks each segment block's CRC-32C the
+first time it is read. Tables and their encodings live above this layer.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import threading
+import uuid as uuidlib
+from pathlib import Path
+
+from oicore._checksum import crc32c
+from oicore.errors import ChecksumError, FormatError, UnsupportedVersionError
+
+__all__ = [
+    "MAGIC",
+    "END_MAGIC",
+    "MAJOR",
+    "MINOR",
+    "HEADER_SIZE",
+    "FOOTER_SIZE",
+    "ALIGNMENT",
+    "BLOCK_SIZE",
+    "ContainerWriter",
+    "Container",
+]
+
+MAGIC = b"\x89OIC\r\n\x1a\n"
+END_MAGIC = MAGIC[::-1]
+MAJOR, MINOR = 0, 1
+HEADER_SIZE = 64
+FOOTER_SIZE = 64
+ALIGNMENT = 64
+BLOCK_SIZE = 1 << 20  # the largest block of stored bytes one CRC covers
+CODECS = ("raw", "zstd")
+
+# Header: magic, major, minor, flags, uuid, file_length, 20 reserved bytes; then its CRC.
+_HEADER = struct.Struct("<8sHHI16sQ20x")
+# Footer: directory offset, length, CRC, flags, uuid, file_length, 4 reserved bytes; CRC; end magic.
+_FOOTER = struct.Struct("<QQII16sQ4x")
+assert _HEADER.size == HEADER_SIZE - 4 and _FOOTER.size == FOOTER_SIZE - 12
+
+
+def _pad(n: int) -> int:
+    return -n % ALIGNMENT
+
+
+class ContainerWriter:
+    """Writes segments, then the directory and the footer; the file appears at ``path`` only when complete.
+
+    Use as a context manager: an exception inside the block removes the temporary file and leaves
+    ``path`` as it was.
+    """
+
+    def __init__(self, path, *, force: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not force:
+            raise FileExistsError(f"{self.path} exists (use force=True, or --force, to replace it)")
+        self.uuid = uuidlib.uuid4().bytes
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{self.uuid.hex()[:8]}.tmp")
+        self.f = open(self.tmp, "wb")
+        self.segments: list[dict] = []
+        self.offset = 0
+        self._write(bytes(HEADER_SIZE))  # the real header is written last
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
+
+    def _write(self, data) -> None:
+        self.f.write(data)
+        self.offset += len(memoryview(data).cast("B"))
+
+    def _align(self) -> None:
+        pad = _pad(self.offset)
+        if pad:
+            self._write(bytes(pad))
+
+    def add_raw(self, data) -> int:
+        """Store ``data`` (any buffer) as a raw segment; return its index."""
+        view = memoryview(data).cast("B")
+        self._align()
+        start = self.offset
+        blocks = []
+        for lo in range(0, len(view), BLOCK_SIZE):
+            block = view[lo : lo + BLOCK_SIZE]
+            blocks.append([len(block), len(block), crc32c(block)])
+        self._write(view)
+        self.segments.append({"offset": start, "length": len(view), "codec": "raw", "blocks": blocks})
+        return len(self.segments) - 1
+
+    def add_frames(self, frames) -> int:
+        """Store already-compressed zstd frames ``(frame_bytes, raw_length)`` as one segment; return its index."""
+        self._align()
+        start = self.offset
+        blocks = []
+        for frame, raw_length in frames:
+            frame = memoryview(frame).cast("B")
+            if len(frame) > BLOCK_SIZE or raw_length > BLOCK_SIZE:
+                raise ValueError(f"a zstd block holds at most {BLOCK_SIZE} bytes, stored and raw")
+            blocks.append([len(frame), int(raw_length), crc32c(frame)])
+            self._write(frame)
+        self.segments.append({"offset": start, "length": self.offset - start, "codec": "zstd", "blocks": blocks})
+        return len(self.segments) - 1
+
+    def finish(self, directory: dict) -> Path:
+        """Write the directory and footer, fsync, and move the file into place."""
+        body = dict(directory)
+        body["format"] = [MAJOR, MINOR]
+        body["segments"] = self.segments
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        self._align()
+        dir_offset = self.offset
+        self._write(text)
+        self._align()
+        file_length = self.offset + FOOTER_SIZE
+        footer = _FOOTER.pack(dir_offset, len(text), crc32c(text), 0, self.uuid, file_length)
+        footer += struct.pack("<I", crc32c(footer)) + END_MAGIC
+        self._write(footer)
+        header = _HEADER.pack(MAGIC, MAJOR, MINOR, 0, self.uuid, file_length)
+        header += struct.pack("<I", crc32c(header))
+        self.f.seek(0)
+        self.f.write(header)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        _fsync_dir(self.path.parent)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file; the target path is untouched."""
+        try:
+            self.f.close()
+        finally:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Container:
+    """A memory-mapped ``.oic`` file whose header, footer and directory have been checked.
+
+    ``segment(i)`` returns a segment's data; raw segments are views into the map, checked block by
+    block on first use. Safe to share between threads.
+    """
+
+    def __init__(self, path, *, verify: bool = False):
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < HEADER_SIZE + FOOTER_SIZE:
+                raise FormatError(
+                    f"expected an .oic file of at least {HEADER_SIZE + FOOTER_SIZE} bytes, got {size}",
+                    path=self.path,
+                    byte_offset=0,
+                )
+            self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        self.size = size
+        self.view = memoryview(self.map)
+        self._lock = threading.Lock()
+        self._checked: list[bytearray] = []
+        self._read_ends()
+        self._read_directory()
+        if verify:
+            self.verify()
+
+    # ---- open: header, footer, directory ---------------------------------------------------
+
+    def _fail(self, reason, offset):
+        raise FormatError(reason, path=self.path, byte_offset=offset)
+
+    def _read_ends(self):
+        v = self.view
+        header = bytes(v[:HEADER_SIZE])
+        if header[:8] != MAGIC:
+            self._fail(f"expected the .oic magic {MAGIC!r}, got {header[:8]!r}: not an .oic file", 0)
+        magic, major, minor, flags, uid, length = _HEADER.unpack_from(header)
+        (crc,) = struct.unpack_from("<I", header, 60)
+        if crc32c(header[:60]) != crc:
+            raise ChecksumError("header CRC-32C mismatch", path=self.path, byte_offset=60)
+        if major != MAJOR:
+            raise UnsupportedVersionError(
+                f"expected format major version {MAJOR}, got {major}.{minor} (written by a newer oicore?)",
+                path=self.path,
+                byte_offset=8,
+            )
+        if flags:
+            self._fail(f"expected reserved header flags 0, got {flags:#x}", 12)
+        if any(header[40:60]):
+            self._fail("expected reserved header bytes 40-59 to be zero", 40)
+        if length != self.size:
+            self._fail(f"expected {length} bytes as the header says, got {self.size}: the file is truncated or extended", 32)
+        fo = self.size - FOOTER_SIZE
+        footer = bytes(v[fo:])
+        if footer[56:] != END_MAGIC:
+            self._fail(f"expected the end magic {END_MAGIC!r}, got {footer[56:]!r}", fo + 56)
+        (fcrc,) = struct.unpack_from("<I", footer, 52)
+        if crc32c(footer[:52]) != fcrc:
+            raise ChecksumError("footer CRC-32C mismatch", path=self.path, byte_offset=fo + 52)
+        d_off, d_len, d_crc, fflags, fuid, flength = _FOOTER.unpack_from(footer)
+        if fflags:
+            self._fail(f"expected reserved footer flags 0, got {fflags:#x}", fo + 20)
+        if any(footer[48:52]):
+            self._fail("expected reserved footer bytes 48-51 to be zero", fo + 48)
+        if fuid != uid or flength != length:
+            self._fail("the footer's uuid or length differs from the header's", fo + 24)
+        if d_off % ALIGNMENT or d_off < HEADER_SIZE or d_off + d_len > fo:
+            self._fail(f"directory at [{d_off}, {d_off + d_len}) lies outside the file's body", fo)
+        if any(v[d_off + d_len : fo]):
+            self._fail("expected zero padding after the directory", d_off + d_len)
+        self.uuid = uid
+        self.version = (major, minor)
+        self.directory_span = (d_off, d_len, d_crc)
+
+    def _read_directory(self):
+        d_off, d_len, d_crc = self.directory_span
+        text = bytes(self.view[d_off : d_off + d_len])
+        if crc32c(text) != d_crc:
+            raise ChecksumError("directory CRC-32C mismatch", path=self.path, byte_offset=d_off)
+        try:
+            directory = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            self._fail(f"expected a JSON directory, got {e}", d_off)
+        if not isinstance(directory, dict) or directory.get("format") != [self.version[0], self.version[1]]:
+            self._fail("expected a directory object whose format equals the header's version", d_off)
+        segments = directory.get("segments")
+        if not isinstance(segments, list):
+            self._fail("expected a list of segments in the directory", d_off)
+        end = HEADER_SIZE
+        for i, seg in enumerate(segments):
+            self._check_segment(i, seg, end, d_off)
+            gap_start, end = end, seg["offset"] + seg["length"]
+            if any(self.view[gap_start : seg["offset"]]):
+                self._fail(f"expected zero padding before segment {i}", gap_start)
+        if any(self.view[end:d_off]):
+            self._fail("expected zero padding before the directory", end)
+        self.directory = directory
+        self.segments = segments
+        self._checked = [bytearray(len(s["blocks"])) for s in segments]
+        self._starts = []
+        for s in segments:
+            starts, pos = [], s["offset"]
+            for b in s["blocks"]:
+                starts.append(pos)
+                pos += b[0]
+            self._starts.append(starts)
+
+    def _check_segment(self, i, seg, min_offset, max_end):
+        ok = (
+            isinstance(seg, dict)
+            and isinstance(seg.get("offset"), int)
+            and isinstance(seg.get("length"), int)
+            and seg.get("codec") in CODECS
+            and isinstance(seg.get("blocks"), list)
+        )
+        if not ok:
+            self._fail(f"segment {i}: expected offset, length, codec and blocks", self.directory_span[0])
+        off, length = seg["offset"], seg["length"]
+        if off % ALIGNMENT or off < min_offset or length < 0 or off + length > max_end:
+            self._fail(f"segment {i} at [{off}, {off + length}) overlaps or lies outside the body", off)
+        total = 0
+        for b in seg["blocks"]:
+            if not (isinstance(b, list) and len(b) == 3 and all(isinstance(x, int) and x >= 0 for x in b)):
+                self._fail(f"segment {i}: expected blocks of [stored, raw, crc32c]", off)
+            if b[0] > BLOCK_SIZE or b[1] > BLOCK_SIZE or b[2] > 0xFFFFFFFF:
+                self._fail(f"segment {i}: a block over {BLOCK_SIZE} bytes", off + total)
+            if seg["codec"] == "raw" and b[0] != b[1]:
+                self._fail(f"segment {i}: a raw block's stored and raw lengths differ", off + total)
+            total += b[0]
+        if total != length:
+            self._fail(f"segment {i}: its blocks hold {total} bytes, its length is {length}", off)
+
+    # ---- reading segments -----------------------------------------------------------------
+
+    def _check_block(self, i, k):
+        if self._checked[i][k]:
+            return
+        stored, _, crc = self.segments[i]["blocks"][k]
+        start = self._starts[i][k]
+        if crc32c(self.view[start : start + stored]) != crc:
+            raise ChecksumError(
+                f"segment {i} block {k}: CRC-32C mismatch", path=self.path, byte_offset=start, segment=i, block=k
+            )
+        with self._lock:
+            self._checked[i][k] = 1
+
+    def raw(self, i: int, start: int = 0, stop: int | None = None) -> memoryview:
+        """Bytes ``[start, stop)`` of raw segment ``i``, a view into the map, every block it covers checked."""
+        seg = self.segments[i]
+        if seg["codec"] != "raw":
+            raise FormatError(f"segment {i} is {seg['codec']}, not raw", path=self.path, byte_offset=seg["offset"])
+        length = seg["length"]
+        stop = length if stop is None else stop
+        if not 0 <= start <= stop <= length:
+            raise IndexError(f"[{start}, {stop}) outside segment {i} of {length} bytes")
+        if stop > start:
+            for k in range(start // BLOCK_SIZE, (stop - 1) // BLOCK_SIZE + 1):
+                self._check_block(i, k)
+        return self.view[seg["offset"] + start : seg["offset"] + stop]
+
+    def frames(self, i: int):
+        """The checked zstd frames of segment ``i``, as ``(frame, raw_length)`` views."""
+        seg = self.segments[i]
+        for k, (stored, raw_length, _) in enumerate(seg["blocks"]):
+            self._check_block(i, k)
+            start = self._starts[i][k]
+            yield self.view[start : start + stored], raw_length
+
+    def verify(self) -> None:
+        """Check every block of every segment; raise at the first problem."""
+        for i, seg in enumerate(self.segments):
+            for k in range(len(seg["blocks"])):
+                self._check_block(i, k)
+
+    def close(self) -> None:
+        self.view.release()
+        self.map.close()
