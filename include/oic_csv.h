@@ -486,15 +486,6 @@ out:
     return st;
 }
 
-/* Structural index for the fast path: the positions of ',' and LF, found 64
- * bytes at a time into a bit mask and taken lowest first. */
-typedef struct {
-    const uint8_t *buf;
-    int64_t len;
-    int64_t base;  /* buf[base] is bit 0 of mask */
-    uint64_t mask; /* delimiters not yet taken in buf[base:base+64] */
-} oic_delims;
-
 /* Bit i set where s[i] is ',' or LF; reads 64 bytes (within the padding). */
 static inline uint64_t oic_delim_mask64(const uint8_t *s)
 {
@@ -515,32 +506,12 @@ static inline uint64_t oic_delim_mask64(const uint8_t *s)
 #endif
 }
 
-static inline void oic_delims_seek(oic_delims *d, int64_t pos)
-{
-    d->base = pos;
-    d->mask = oic_delim_mask64(d->buf + pos);
-    if (d->len - pos < 64)
-        d->mask &= (UINT64_C(1) << (d->len - pos)) - 1;
-}
-
-/* The next delimiter's position, or len when there is none. */
-static inline int64_t oic_delims_next(oic_delims *d)
-{
-    while (!d->mask) {
-        if (d->base + 64 >= d->len)
-            return d->len;
-        oic_delims_seek(d, d->base + 64);
-    }
-    int64_t at = d->base + __builtin_ctzll(d->mask);
-    d->mask &= d->mask - 1;
-    return at;
-}
-
 /* A small direct-mapped cache in front of a column's dictionary: label
  * frequencies are skewed, so most lookups hit one of these 4096 entries,
  * which stay in L2, instead of probing the whole table. */
 #define OIC_CACHE_BITS 12
 #define OIC_MAX_CACHED_COLUMNS 8
+#define OIC_PLAIN_WINDOW 256 /* rows converted column by column at a time */
 typedef struct {
     uint64_t w0, w1;
     int32_t len; /* -1: empty */
@@ -565,9 +536,15 @@ static inline int oic_lookup_short(oic_column *col, oic_cache_entry *cache, cons
         &cache[((w0 * UINT64_C(0x9E3779B97F4A7C15)) ^ (w1 * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ (uint64_t)n) >>
                (64 - OIC_CACHE_BITS)];
     if (e->len != n || e->w0 != w0 || e->w1 != w1) {
-        int32_t code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, oic_hash_value(s, (size_t)n, w0, w1));
-        if (code < 0)
-            return -1; /* new values are checked (UTF-8) and added by the general path */
+        uint64_t h = oic_hash_value(s, (size_t)n, w0, w1);
+        int32_t code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, h);
+        if (code < 0) {
+            /* A value new to the vocabulary: checked, then added. */
+            int added;
+            if (oic_utf8_invalid_at(s, (size_t)n) != (size_t)n ||
+                oic_dict_intern_hashed(col->dict, s, (size_t)n, w0, w1, h, &code, &added) != OIC_OK)
+                return -1;
+        }
         e->w0 = w0;
         e->w1 = w1;
         e->len = (int32_t)n;
@@ -577,116 +554,175 @@ static inline int oic_lookup_short(oic_column *col, oic_cache_entry *cache, cons
     return 0;
 }
 
-/* The fast path for chunks without quotes or CRs (label and box files).
- * It takes each record whose fields are all non-empty and valid; any other
- * record is parsed by oic_parse_chunk, which then reports errors exactly.
- * Needs OIC_PAD readable bytes after p->len. */
-static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols)
+/* Converts rows [r, limit) of one column from the delimiter positions;
+ * returns the first row it could not take (limit when all were taken). */
+static inline int64_t oic_plain_column(oic_parser *p, oic_column *col, oic_cache_entry *cache, const uint32_t *ends,
+                                       int32_t ncols, int32_t c, int64_t first_start, int64_t row_base, int64_t r,
+                                       int64_t limit)
 {
     const uint8_t *buf = p->buf;
-    const int64_t len = p->len;
-    int64_t pos = p->pos, lines = p->lines, row = p->rows;
-    const int64_t stop_rows = p->max_rows < 0 ? p->rows_cap : (p->max_rows < p->rows_cap ? p->max_rows : p->rows_cap);
-    int has_strings = 0;
-    for (int32_t f = 0; f < ncols; f++)
-        has_strings |= cols[f].type == OIC_COL_STRING;
-    oic_delims d = {buf, len, 0, 0};
-    if (pos < len)
-        oic_delims_seek(&d, pos);
-    /* One lookup cache per dictionary column. */
+#define OIC_FIELD_START(i) ((c) ? (int64_t)ends[(i) * ncols + (c) - 1] + 1 : ((i) ? (int64_t)ends[(i) * ncols - 1] + 1 : first_start))
+    switch (col->type) {
+    case OIC_COL_IMAGE_ID:
+        for (int64_t i = r; i < limit; i++) {
+            const int64_t s = OIC_FIELD_START(i);
+            if (ends[i * ncols + c] - s != 16 ||
+                oic_parse_image_id_swar(buf + s, (uint64_t *)col->values + row_base + i) != OIC_OK)
+                return i;
+        }
+        return limit;
+    case OIC_COL_DICTIONARY:
+        for (int64_t i = r; i < limit; i++) {
+            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
+            if ((n == 0 && (col->required || ncols == 1)) || n > 16 || !cache ||
+                oic_lookup_short(col, cache, buf + s, n, row_base + i) != 0)
+                return i;
+        }
+        return limit;
+    case OIC_COL_FLOAT64:
+        for (int64_t i = r; i < limit; i++) {
+            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
+            double *out = (double *)col->values + row_base + i;
+            if (n == 0 && !col->required && ncols > 1) {
+                *out = 0; /* null: no validity bit; the caller counts nulls from the bits */
+                continue;
+            }
+            if (n == 0 || !(oic_parse_short_decimal(buf + s, n, out) ||
+                            oic_parse_double(buf + s, (size_t)n, p->c_locale, out) == OIC_OK))
+                return i;
+            if (col->validity)
+                oic_set_valid(col, row_base + i);
+        }
+        return limit;
+    case OIC_COL_STRING:
+        for (int64_t i = r; i < limit; i++) {
+            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
+            /* An empty field is "" unless it is the whole record: an empty line. */
+            if ((n == 0 && ncols == 1) || col->data_len + n > col->data_cap || col->data_len + n > INT32_MAX ||
+                oic_utf8_invalid_at(buf + s, (size_t)n) != (size_t)n)
+                return i;
+            memcpy(col->data + col->data_len, buf + s, (size_t)n);
+            col->data_len += n;
+            col->offsets[row_base + i + 1] = (int32_t)col->data_len;
+        }
+        return limit;
+    default:
+        for (int64_t i = r; i < limit; i++) {
+            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
+            int64_t bad_at;
+            if (n == 0 || oic_convert_field(p, col, row_base + i, buf + s, n, 0, &bad_at) != OIC_OK)
+                return i;
+        }
+        return limit;
+    }
+#undef OIC_FIELD_START
+}
+
+/* The fast path for chunks without quotes or CRs (label and box files),
+ * in two passes. First the positions of every ',' and LF (SSE2, 64 bytes at
+ * a time) and a check that each record has the header's shape; then each
+ * column is converted on its own, in a loop of one type. A record the fast
+ * path cannot take (an empty field, a new dictionary value, a bad value) is
+ * parsed by oic_parse_chunk, which reports errors exactly; then the fast
+ * path goes on. ends holds ends_cap positions; needs OIC_PAD readable bytes
+ * after p->len, and a chunk under 4 GiB. */
+static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, uint32_t *ends,
+                                         int64_t ends_cap)
+{
+    const uint8_t *buf = p->buf;
+    const int64_t len = p->len, first_start = p->pos, row_base = p->rows, line_base = p->lines;
+    const int64_t max_rows = p->max_rows < 0 ? p->rows_cap - row_base : p->max_rows - row_base;
+    oic_status result = OIC_OK;
+    if (len > (int64_t)UINT32_MAX || ncols <= 0 || max_rows <= 0)
+        return oic_parse_chunk(p, cols, ncols);
+
+    /* Pass 1: delimiter positions, 64 bytes at a time, and how many leading records have the
+     * header's shape (ncols - 1 commas, then LF). */
+    int64_t nends = 0;
+    const int64_t want = max_rows * ncols < ends_cap ? max_rows * ncols : ends_cap;
+    for (int64_t base = first_start; base < len && nends < want; base += 64) {
+        uint64_t mask = oic_delim_mask64(buf + base);
+        if (len - base < 64)
+            mask &= (UINT64_C(1) << (len - base)) - 1;
+        if (want - nends >= 64) {
+            while (mask) {
+                ends[nends++] = (uint32_t)(base + __builtin_ctzll(mask));
+                mask &= mask - 1;
+            }
+        } else {
+            while (mask && nends < want) {
+                ends[nends++] = (uint32_t)(base + __builtin_ctzll(mask));
+                mask &= mask - 1;
+            }
+        }
+    }
+    int64_t nrows = nends / ncols;
+    for (int64_t row = 0, k = 0; row < nrows; row++) {
+        int ok = 1;
+        for (int32_t c = 0; c < ncols - 1; c++, k++)
+            ok &= buf[ends[k]] == ',';
+        ok &= buf[ends[k++]] == '\n';
+        if (!ok) {
+            nrows = row;
+            break;
+        }
+    }
+
+    /* Pass 2: columns, over runs of rows between records for the general path. */
     oic_cache_entry *caches[OIC_MAX_CACHED_COLUMNS] = {0};
-    for (int32_t f = 0, k = 0; f < ncols; f++) {
-        if (cols[f].type != OIC_COL_DICTIONARY || k >= OIC_MAX_CACHED_COLUMNS)
+    for (int32_t f = 0, k = 0; f < ncols && k < OIC_MAX_CACHED_COLUMNS; f++) {
+        if (cols[f].type != OIC_COL_DICTIONARY)
             continue;
         caches[k] = (oic_cache_entry *)malloc(sizeof(oic_cache_entry) << OIC_CACHE_BITS);
         if (!caches[k]) {
-            for (int32_t j = 0; j < k; j++)
-                free(caches[j]);
-            return OIC_ERR_NO_MEMORY;
+            result = OIC_ERR_NO_MEMORY;
+            goto done;
         }
         for (int i = 0; i < 1 << OIC_CACHE_BITS; i++)
             caches[k][i].len = -1;
         k++;
     }
-    oic_status result = OIC_OK;
-
-    while (pos < len && row < stop_rows) {
-        const int64_t rec_start = pos;
-        int32_t f = 0, k_dict = 0;
-        for (; f < ncols; f++) {
-            oic_column *col = &cols[f];
-            /* Each field must end with ',' and the last with LF; anything else
-             * (the file's last record without LF included) is the general path's. */
-            const int64_t end = oic_delims_next(&d);
-            if (end >= len || buf[end] != (f + 1 < ncols ? ',' : '\n'))
-                break;
-            const uint8_t *v = buf + pos;
-            const int64_t n = end - pos;
-            if (n == 0)
-                break; /* nulls and errors are the general path's */
-            switch (col->type) {
-            case OIC_COL_IMAGE_ID:
-                if (n != 16 || oic_parse_image_id_swar(v, (uint64_t *)col->values + row) != OIC_OK)
-                    goto slow;
-                break;
-            case OIC_COL_DICTIONARY:
-                if (n > 16 || k_dict >= OIC_MAX_CACHED_COLUMNS || oic_lookup_short(col, caches[k_dict], v, n, row) != 0)
-                    goto slow;
-                k_dict++;
-                break;
-            case OIC_COL_FLOAT64:
-                if (!(oic_parse_short_decimal(v, n, (double *)col->values + row) ||
-                      oic_parse_double(v, (size_t)n, p->c_locale, (double *)col->values + row) == OIC_OK))
-                    goto slow;
-                if (col->validity)
-                    oic_set_valid(col, row);
-                break;
-            case OIC_COL_STRING:
-                if (col->data_len + n > col->data_cap || col->data_len + n > INT32_MAX ||
-                    oic_utf8_invalid_at(v, (size_t)n) != (size_t)n)
-                    goto slow;
-                memcpy(col->data + col->data_len, v, (size_t)n);
-                col->data_len += n;
-                col->offsets[row + 1] = (int32_t)col->data_len;
-                break;
-            default: {
-                int64_t bad_at;
-                if (oic_convert_field(p, col, row, v, n, 0, &bad_at) != OIC_OK)
-                    goto slow;
-            }
-            }
-            pos = end + 1;
+    int64_t r = 0;
+    while (r < nrows) {
+        /* A window of rows at a time: its text stays in cache across the columns, and a record
+         * for the general path costs at most a window's work again. */
+        int64_t limit = nrows - r < OIC_PLAIN_WINDOW ? nrows : r + OIC_PLAIN_WINDOW;
+        const int64_t window_end = limit;
+        for (int32_t c = 0, k = 0; c < ncols && limit > r; c++) {
+            oic_cache_entry *cache = NULL;
+            if (cols[c].type == OIC_COL_DICTIONARY)
+                cache = k < OIC_MAX_CACHED_COLUMNS ? caches[k++] : NULL;
+            limit = oic_plain_column(p, &cols[c], cache, ends, ncols, c, first_start, row_base, r, limit);
         }
-        if (f == ncols) {
-            lines++;
-            row++;
+        /* Rows [r, limit) are done in every column; string data past them is dropped. */
+        for (int32_t c = 0; c < ncols; c++)
+            if (cols[c].type == OIC_COL_STRING)
+                cols[c].data_len = cols[c].offsets[row_base + limit];
+        r = limit;
+        if (r == window_end)
             continue;
-        }
-    slow:
-        /* Undo string appends of this record, then let the general path take it. */
-        if (has_strings)
-            for (int32_t k = 0; k < ncols; k++)
-                if (cols[k].type == OIC_COL_STRING)
-                    cols[k].data_len = cols[k].offsets[row];
-        p->pos = rec_start;
-        p->lines = lines;
-        p->rows = row;
-        int64_t saved_max = p->max_rows;
-        p->max_rows = row + 1;
+        /* Record r goes through the general path, alone. */
+        p->pos = r ? (int64_t)ends[r * ncols - 1] + 1 : first_start;
+        p->lines = line_base + r;
+        p->rows = row_base + r;
+        const int64_t saved_max = p->max_rows;
+        p->max_rows = p->rows + 1;
         result = oic_parse_chunk(p, cols, ncols);
         p->max_rows = saved_max;
         if (result != OIC_OK)
             goto done;
-        pos = p->pos;
-        lines = p->lines;
-        row = p->rows;
-        if (pos < len)
-            oic_delims_seek(&d, pos);
+        if (p->pos != (int64_t)ends[r * ncols + ncols - 1] + 1) {
+            nrows = r; /* not the record the shape check saw: let the general path go on from here */
+            break;
+        }
+        r++;
     }
-    p->pos = pos;
-    p->lines = lines;
-    p->rows = row;
-    if (pos < len && row >= p->rows_cap) /* more records than counted: a bug */
+    /* What the passes did not take (a record of another shape, the last one without LF, or the
+     * rows capacity) goes to the general path, which reports its errors. */
+    p->pos = nrows ? (int64_t)ends[nrows * ncols - 1] + 1 : first_start;
+    p->lines = line_base + nrows;
+    p->rows = row_base + nrows;
+    if (p->pos < len && (p->max_rows < 0 || p->rows < p->max_rows))
         result = oic_parse_chunk(p, cols, ncols);
 done:
     for (int32_t k = 0; k < OIC_MAX_CACHED_COLUMNS; k++)

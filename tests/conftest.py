@@ -22,7 +22,6 @@ BLOCK_SIZES = (11, 13, 37, 111, None)
 
 
 def _fast_read_csv():
-    pytest.importorskip("oicore._csv")  # TODO(lead): drop once the C reader is built
     from oicore import read_csv
 
     return read_csv

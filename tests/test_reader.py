@@ -149,3 +149,32 @@ def test_fast_path_matches_general_path_on_valid_labels():
     fast, general = parse_both(body, types, (True, False, True, True))
     assert fast.status == 0 and fast.rows == 500
     same_result(fast, general)
+
+
+def test_fast_image_id_parse_agrees_on_every_byte_at_every_position():
+    types, required = (1, 2, 2, 3), (True, False, True, True)
+    for pos in range(16):
+        for byte in range(256):
+            row = bytearray(b"0123456789abcdef,machine,/m/05s2s,0.9\n")
+            row[pos] = byte
+            fast, general = parse_both(bytes(row), types, required)
+            same_result(fast, general)
+            if fast.status == 0:
+                assert fast.columns[0][0][0] == int(row[:16], 16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ncols=st.integers(1, 4),
+    cells=st.lists(st.sampled_from([b"", b"a", b"12", b"0.5", b"/m/01", b"\xc3\xa9", b"\xff", b"x" * 20]), max_size=40),
+    seps=st.lists(st.sampled_from([b",", b"\n"]), max_size=40),
+    types=st.lists(st.sampled_from([0, 2, 3, 5]), min_size=4, max_size=4),
+    final_newline=st.booleans(),
+)
+def test_fast_path_matches_general_path_on_random_plain_tables(ncols, cells, seps, types, final_newline):
+    body = b"".join(c + s for c, s in zip(cells, seps))
+    body = body if final_newline or not body.endswith(b"\n") else body[:-1]
+    if not body:
+        return
+    fast, general = parse_both(body, tuple(types[:ncols]), (False,) * ncols)
+    same_result(fast, general)

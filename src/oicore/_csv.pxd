@@ -1,6 +1,6 @@
 # Every C declaration oicore's Cython modules use, from include/*.h.
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from "<locale.h>" nogil:
@@ -85,7 +85,7 @@ cdef extern from "oic_csv.h" nogil:
     int OIC_PAD
     int64_t oic_count_terminators(const uint8_t *s, int64_t n)
     int64_t oic_survey_chunk(const uint8_t *s, int64_t n, int *has_quote, int *has_cr)
-    oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols)
+    oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, uint32_t *ends, int64_t ends_cap)
     int64_t oic_find_split(const uint8_t *s, int64_t n)
     oic_status oic_parse_chunk(oic_parser *p, oic_column *cols, int32_t ncols)
     oic_status oic_read_record(oic_parser *p, int64_t *spans, int32_t max_fields, int32_t *nfields)

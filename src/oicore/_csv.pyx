@@ -6,8 +6,8 @@ chunk, so two threads parse two chunks at once) and stitches the results into
 a pyarrow table. Statuses become exceptions in reader.py's one funnel.
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 import numpy as np
@@ -158,6 +158,9 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
     cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
     cdef int64_t rows_cap
     cdef int has_quote = 1, has_cr = 1
+    cdef uint32_t *ends = NULL
+    cdef int64_t ends_cap = 0
+    cdef bint fast
     cdef bint padded = buf.shape[0] - end >= OIC_PAD
     cdef oic_parser p
     cdef oic_status st
@@ -209,9 +212,16 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
         p.rows_cap = rows_cap
         p.max_rows = max_rows
         p.err_line = p.err_column = p.err_offset = 0
+        fast = padded and not has_quote and not has_cr and ncols > 0
+        if fast:
+            ends_cap = rows_cap * ncols
+            ends = <uint32_t *>malloc(ends_cap * sizeof(uint32_t))
+            if ends == NULL:
+                raise MemoryError()
         with nogil:
-            if padded and not has_quote and not has_cr:
-                st = oic_parse_plain(&p, cols, ncols)
+            if fast:
+                st = oic_parse_plain(&p, cols, ncols, ends, ends_cap)
+                free(ends)
             else:
                 st = oic_parse_chunk(&p, cols, ncols)
 
@@ -232,8 +242,12 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
                 out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
             elif t == OIC_COL_DICTIONARY:
                 out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2]))
+            elif keep[i][1] is not None:
+                # Nulls counted from the bits: the fast path converts some rows more than once.
+                valid = int(np.unpackbits(keep[i][1], count=p.rows, bitorder="little").sum()) if p.rows else 0
+                out.append((keep[i][0][: p.rows], keep[i][1], p.rows - valid))
             else:
-                out.append((keep[i][0][: p.rows], keep[i][1], cols[i].null_count))
+                out.append((keep[i][0][: p.rows], None, 0))
         result.columns = out
         return result
     finally:
