@@ -43,7 +43,8 @@ typedef struct {
     int32_t *offsets;   /* string: rows_cap + 1 */
     uint8_t *data;      /* string: data_cap bytes */
     int64_t data_cap, data_len;
-    oic_dict *dict;     /* dictionary: codes in first-seen order */
+    const oic_dict *base; /* dictionary: the vocabulary so far, shared and read-only (or NULL) */
+    oic_dict *dict;     /* dictionary: this chunk's new values, coded after the base's */
     const uint8_t *last; /* dictionary: the previous value, which most rows repeat */
     int64_t last_len;
     int32_t last_code;
@@ -208,6 +209,29 @@ static inline int64_t oic_unescape(uint8_t *dst, const uint8_t *s, int64_t n)
     return k;
 }
 
+/* The code of a dictionary value: the shared base vocabulary's when the value
+ * is there, else one after the base's codes from the chunk's own dictionary,
+ * which adds it when new (*added = 1). */
+static inline oic_status oic_column_code(oic_column *col, const uint8_t *v, size_t n, uint64_t w0, uint64_t w1,
+                                         uint64_t h, int32_t *code, int *added)
+{
+    int32_t base_count = col->base ? col->base->count : 0;
+    if (col->base) {
+        int32_t c = oic_dict_find(col->base, v, n, w0, w1, h);
+        if (c >= 0) {
+            *code = c;
+            *added = 0;
+            return OIC_OK;
+        }
+    }
+    int32_t local;
+    oic_status st = oic_dict_intern_hashed(col->dict, v, n, w0, w1, h, &local, added);
+    if (st == OIC_OK && local > INT32_MAX - base_count)
+        return OIC_ERR_CAPACITY;
+    *code = base_count + local;
+    return st;
+}
+
 /* Converts one field. s[0:n] is the content (inside the quotes, still escaped
  * when `escaped`); *bad_at receives the offset within s of an invalid byte. */
 static inline oic_status oic_convert_field(oic_parser *p, oic_column *col, int64_t row, const uint8_t *s,
@@ -259,7 +283,9 @@ static inline oic_status oic_convert_field(oic_parser *p, oic_column *col, int64
             code = col->last_code;
         } else {
             int added;
-            st = oic_dict_intern(col->dict, v, (size_t)len, &code, &added);
+            uint64_t w0, w1;
+            oic_key_words(v, (size_t)len, &w0, &w1);
+            st = oic_column_code(col, v, (size_t)len, w0, w1, oic_hash_value(v, (size_t)len, w0, w1), &code, &added);
             if (st == OIC_OK && added) {
                 size_t bad = oic_utf8_invalid_at(v, (size_t)len);
                 if (bad != (size_t)len) {
@@ -537,12 +563,12 @@ static inline int oic_lookup_short(oic_column *col, oic_cache_entry *cache, cons
                (64 - OIC_CACHE_BITS)];
     if (e->len != n || e->w0 != w0 || e->w1 != w1) {
         uint64_t h = oic_hash_value(s, (size_t)n, w0, w1);
-        int32_t code = oic_dict_find_short(col->dict, w0, w1, (size_t)n, h);
+        int32_t code = col->base ? oic_dict_find_short(col->base, w0, w1, (size_t)n, h) : -1;
         if (code < 0) {
-            /* A value new to the vocabulary: checked, then added. */
+            /* Not in the vocabulary so far: checked, then found or added in the chunk's own. */
             int added;
             if (oic_utf8_invalid_at(s, (size_t)n) != (size_t)n ||
-                oic_dict_intern_hashed(col->dict, s, (size_t)n, w0, w1, h, &code, &added) != OIC_OK)
+                oic_column_code(col, s, (size_t)n, w0, w1, h, &code, &added) != OIC_OK)
                 return -1;
         }
         e->w0 = w0;

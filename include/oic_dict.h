@@ -177,6 +177,21 @@ static inline int32_t oic_dict_find_short(const oic_dict *d, uint64_t w0, uint64
     }
 }
 
+/* The code of s[0:n] (hash h, key words w0 and w1), or -1; never changes d. */
+static inline int32_t oic_dict_find(const oic_dict *d, const uint8_t *s, size_t n, uint64_t w0, uint64_t w1, uint64_t h)
+{
+    uint32_t i = (uint32_t)h & d->mask;
+    for (;;) {
+        const oic_slot *slot = &d->slots[i];
+        if (slot->code < 0)
+            return -1;
+        if (slot->w0 == w0 && slot->w1 == w1 && slot->len == (int64_t)n &&
+            (n <= 16 || oic_same_bytes(d->bytes + d->offsets[slot->code], s, (int64_t)n)))
+            return slot->code;
+        i = (i + 1) & d->mask;
+    }
+}
+
 /* Finds the code of s[0:n] (hash h, key words w0 and w1), adding it when new (*added = 1). */
 static inline oic_status oic_dict_intern_hashed(oic_dict *d, const uint8_t *s, size_t n, uint64_t w0, uint64_t w1,
                                                 uint64_t h, int32_t *code, int *added)

@@ -63,6 +63,7 @@ cdef extern from "oic_csv.h" nogil:
         uint8_t *data
         int64_t data_cap
         int64_t data_len
+        const oic_dict *base
         oic_dict *dict
         const uint8_t *last
         int64_t last_len

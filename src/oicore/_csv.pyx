@@ -137,7 +137,7 @@ PAD = OIC_PAD
 
 
 def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint at_eof, tuple types,
-                tuple required, Py_ssize_t max_rows=-1, tuple seeds=None):
+                tuple required, Py_ssize_t max_rows=-1, tuple bases=None):
     """Parse records of ``buf[start:end]`` into columns of the given types.
 
     ``end`` is a record boundary, or the end of the file when ``at_eof``.
@@ -149,9 +149,11 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
     ``(codes, values_bytes_list)`` for dictionaries, ``(offsets, data)`` for
     strings; ``rows`` values are valid (the arrays may be longer).
 
-    ``seeds`` gives, per dictionary column, a :class:`Vocabulary` that this
-    parse takes over and extends (or None for a fresh one); the column's
-    result is then ``(codes, vocabulary, seed_count)``.
+    ``bases`` gives, per dictionary column, the :class:`Vocabulary` so far
+    (or None): shared by every chunk, read and never changed. Values found
+    there take its codes; new ones get codes from ``len(base)`` up in the
+    chunk's own vocabulary. The column's result is ``(codes, new_values,
+    len(base))`` with ``new_values`` that chunk vocabulary.
     """
     cdef int32_t ncols = len(types), i
     cdef int64_t n = end
@@ -191,10 +193,13 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
             values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
             cols[i].values = _data(values)
             if t == OIC_COL_DICTIONARY:
-                seed = seeds[i] if seeds is not None else None
-                vocab = seed if seed is not None else Vocabulary()
+                base_vocab = bases[i] if bases is not None else None
+                vocab = Vocabulary()
                 cols[i].dict = &vocab.d
-                keep.append((values, vocab, len(vocab)))
+                if base_vocab is not None:
+                    cols[i].base = &(<Vocabulary>base_vocab).d
+                # The base rides along in the result so it outlives the parse.
+                keep.append((values, vocab, len(base_vocab) if base_vocab is not None else 0, base_vocab))
             elif t != OIC_COL_IMAGE_ID and not cols[i].required:
                 validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
                 cols[i].validity = <uint8_t *>_data(validity)
@@ -241,7 +246,7 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
                 # Exact-size copy: the scratch buffer was as large as the chunk.
                 out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
             elif t == OIC_COL_DICTIONARY:
-                out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2]))
+                out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2], keep[i][3]))
             elif keep[i][1] is not None:
                 # Nulls counted from the bits: the fast path converts some rows more than once.
                 valid = int(np.unpackbits(keep[i][1], count=p.rows, bitorder="little").sum()) if p.rows else 0

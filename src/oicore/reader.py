@@ -28,9 +28,6 @@ from oicore.threads import resolve as _resolve_threads
 __all__ = ["read_csv", "DEFAULT_BLOCK_SIZE"]
 
 DEFAULT_BLOCK_SIZE = 4 << 20
-# Dictionary columns with more distinct values than this parse each chunk from an empty
-# vocabulary rather than a copy (copying would cost more than merging).
-_SEED_LIMIT = 1 << 18
 _BOM = codecs.BOM_UTF8
 _S = _csv.STATUS
 
@@ -281,20 +278,18 @@ class _Reader:
         self.terminators = header_lines  # before the chunk being consumed
         self.parts = [[] for _ in self.columns]
         dict_columns = [c.type is ColumnType.DICTIONARY for c in self.columns]
+        # Per dictionary column: the vocabulary (changed here only, in file order) and its last
+        # published copy, which chunks being parsed share read-only.
         self.vocab = [_csv.Vocabulary() if d else None for d in dict_columns]
+        self.published = [v.copy() if v is not None else None for v in self.vocab]
         pending = deque()
 
         def submit(chunk):
-            # Each chunk starts from a copy of the vocabulary so far (taken here, on this thread),
-            # so only values new to the file come back for merging.
-            seeds = tuple(
-                v.copy() if v is not None and len(v) <= _SEED_LIMIT else None for v in self.vocab
-            )
-            return chunk, seeds
+            return chunk, tuple(self.published)
 
-        def parse(chunk, seeds):
+        def parse(chunk, bases):
             return chunk, _csv.parse_chunk(
-                chunk.buf, chunk.start, chunk.end, chunk.at_eof, types, required, -1, seeds
+                chunk.buf, chunk.start, chunk.end, chunk.at_eof, types, required, -1, bases
             )
 
         if self.threads == 1:
@@ -325,10 +320,12 @@ class _Reader:
         for i, col in enumerate(self.columns):
             part = res.columns[i]
             if col.type is ColumnType.DICTIONARY:
-                codes, chunk_vocab, seed_count = part
-                mapping = self.vocab[i].merge(chunk_vocab, seed_count)
-                if not np.array_equal(mapping, np.arange(seed_count, seed_count + len(mapping))):
-                    _csv.remap_codes(codes, mapping, seed_count)
+                codes, new_values, base_count, _ = part
+                if len(new_values):
+                    mapping = self.vocab[i].merge(new_values, 0)
+                    if not np.array_equal(mapping, np.arange(base_count, base_count + len(mapping))):
+                        _csv.remap_codes(codes, mapping, base_count)
+                    self.published[i] = self.vocab[i].copy()
                 part = (codes,)
             self.parts[i].append((res.rows, part))
         self.pool.put(chunk.buf.obj)  # the text is no longer needed
