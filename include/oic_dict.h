@@ -98,20 +98,30 @@ static inline oic_slot *oic_alloc_slots(uint32_t mask)
     return slots;
 }
 
-static inline oic_status oic_dict_init(oic_dict *d)
+/* Allocates d's arrays for the given capacities (contents unset); on failure frees them. */
+static inline oic_status oic_dict_alloc(oic_dict *d, uint32_t mask, int32_t codes_cap, int64_t bytes_cap)
 {
     memset(d, 0, sizeof *d);
-    d->mask = 1023;
-    d->codes_cap = 256;
-    d->bytes_cap = 4096;
-    d->slots = oic_alloc_slots(d->mask);
-    d->hashes = (uint64_t *)malloc((size_t)d->codes_cap * sizeof(uint64_t));
-    d->offsets = (int64_t *)malloc((size_t)(d->codes_cap + 1) * sizeof(int64_t));
-    d->bytes = (uint8_t *)malloc((size_t)d->bytes_cap);
+    d->mask = mask;
+    d->codes_cap = codes_cap;
+    d->bytes_cap = bytes_cap;
+    d->slots = (oic_slot *)malloc((size_t)(mask + 1) * sizeof(oic_slot));
+    d->hashes = (uint64_t *)malloc((size_t)codes_cap * sizeof(uint64_t));
+    d->offsets = (int64_t *)malloc((size_t)(codes_cap + 1) * sizeof(int64_t));
+    d->bytes = (uint8_t *)malloc((size_t)bytes_cap);
     if (!d->slots || !d->hashes || !d->offsets || !d->bytes) {
         oic_dict_free(d);
         return OIC_ERR_NO_MEMORY;
     }
+    return OIC_OK;
+}
+
+static inline oic_status oic_dict_init(oic_dict *d)
+{
+    if (oic_dict_alloc(d, 1023, 256, 4096) != OIC_OK)
+        return OIC_ERR_NO_MEMORY;
+    for (uint32_t i = 0; i <= d->mask; i++)
+        d->slots[i].code = -1;
     d->offsets[0] = 0;
     return OIC_OK;
 }
@@ -136,25 +146,14 @@ static inline oic_status oic_dict_grow_slots(oic_dict *d)
     return OIC_OK;
 }
 
-/* Makes dst an independent copy of src (dst uninitialized). A chunk's parse
- * starts from a copy of the release-wide vocabulary, so values seen before
- * keep their codes and only new ones need remapping. */
+/* Makes dst an independent copy of src (dst uninitialized): the reader
+ * publishes such copies for chunks to share while the original grows. */
 static inline oic_status oic_dict_clone(oic_dict *dst, const oic_dict *src)
 {
-    memset(dst, 0, sizeof *dst);
-    dst->mask = src->mask;
-    dst->codes_cap = src->codes_cap;
-    dst->bytes_cap = src->bytes_cap;
+    if (oic_dict_alloc(dst, src->mask, src->codes_cap, src->bytes_cap) != OIC_OK)
+        return OIC_ERR_NO_MEMORY;
     dst->count = src->count;
     dst->bytes_len = src->bytes_len;
-    dst->slots = (oic_slot *)malloc((size_t)(src->mask + 1) * sizeof(oic_slot));
-    dst->hashes = (uint64_t *)malloc((size_t)src->codes_cap * sizeof(uint64_t));
-    dst->offsets = (int64_t *)malloc((size_t)(src->codes_cap + 1) * sizeof(int64_t));
-    dst->bytes = (uint8_t *)malloc((size_t)src->bytes_cap);
-    if (!dst->slots || !dst->hashes || !dst->offsets || !dst->bytes) {
-        oic_dict_free(dst);
-        return OIC_ERR_NO_MEMORY;
-    }
     memcpy(dst->slots, src->slots, (size_t)(src->mask + 1) * sizeof(oic_slot));
     memcpy(dst->hashes, src->hashes, (size_t)src->count * sizeof(uint64_t));
     memcpy(dst->offsets, src->offsets, (size_t)(src->count + 1) * sizeof(int64_t));
