@@ -144,6 +144,19 @@ static inline uint64_t oic_bytes_equal_to(uint64_t w, uint8_t b)
 /* The first position in s[pos:len] holding ',', '"', CR or LF, or len. */
 static inline int64_t oic_scan_unquoted(const uint8_t *s, int64_t pos, int64_t len)
 {
+#if defined(__SSE2__)
+    const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'),
+                  quote = _mm_set1_epi8('"');
+    while (pos + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(s + pos));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, comma), _mm_cmpeq_epi8(x, lf)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(x, cr), _mm_cmpeq_epi8(x, quote)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        if (mask)
+            return pos + __builtin_ctz(mask);
+        pos += 16;
+    }
+#endif
     while (pos + 8 <= len) {
         uint64_t w;
         memcpy(&w, s + pos, 8);
@@ -159,37 +172,45 @@ static inline int64_t oic_scan_unquoted(const uint8_t *s, int64_t pos, int64_t l
 }
 
 
+/* How many bytes of s[0:n] equal b, 16 at a time. */
+static inline int64_t oic_count_byte(const uint8_t *s, int64_t n, uint8_t b)
+{
+    int64_t count = 0, i = 0;
+#if defined(__SSE2__)
+    /* Per-byte counters (a match is -1, subtracted), summed every 255 rounds. */
+    const __m128i vb = _mm_set1_epi8((char)b), zero = _mm_setzero_si128();
+    while (i + 16 <= n) {
+        __m128i acc = zero;
+        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16)
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + i)), vb));
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        count += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
+    }
+#endif
+    for (; i < n; i++)
+        count += s[i] == b;
+    return count;
+}
+
 /* The length of the longest prefix of s[0:n] that ends with a whole record,
  * given that s starts at a record boundary, or 0 if there is none yet.
  * In valid CSV every '"' toggles the in-quotes state (a doubled quote toggles
  * twice), so a terminator ends a record exactly when the quotes before it are
- * even. A CR is a split point only when the next byte is known and is not LF.
- * Invalid quotes make the parity wrong only after the parser's own error. */
+ * even: count them all at memory speed, then walk back from the end, usually
+ * over less than a record. A CR is a split point only when the next byte is
+ * known and is not LF. Invalid quotes make the parity wrong only after the
+ * parser's own error. */
 static inline int64_t oic_find_split(const uint8_t *s, int64_t n)
 {
-    if (!memchr(s, '"', (size_t)n)) {
-        for (int64_t i = n - 1; i >= 0; i--) {
-            if (s[i] == '\n')
-                return i + 1;
-            if (s[i] == '\r' && i + 1 < n)
-                return i + 1; /* s[i + 1] is not LF, or the loop would have stopped there */
-        }
-        return 0;
-    }
-    int64_t split = 0;
-    int inside = 0;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t quotes = n > 0 && memchr(s, '"', (size_t)n) ? oic_count_byte(s, n, '"') : 0;
+    for (int64_t i = n - 1; i >= 0; i--) {
         uint8_t c = s[i];
         if (c == '"')
-            inside ^= 1;
-        else if (!inside) {
-            if (c == '\n')
-                split = i + 1;
-            else if (c == '\r' && i + 1 < n && s[i + 1] != '\n')
-                split = i + 1;
-        }
+            quotes--; /* now the quotes in s[0:i] */
+        else if (!(quotes & 1) && (c == '\n' || (c == '\r' && i + 1 < n && s[i + 1] != '\n')))
+            return i + 1;
     }
-    return split;
+    return 0;
 }
 
 static inline void oic_set_valid(oic_column *col, int64_t row)
