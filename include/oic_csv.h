@@ -665,16 +665,67 @@ static inline int64_t oic_plain_column(oic_parser *p, oic_column *col, oic_cache
 #undef OIC_FIELD_START
 }
 
+/* Pass 1 of the fast path, and its test: the positions of every ',' and LF in
+ * s[start:len] (SSE2, 64 bytes at a time; ends must hold len - start + 1) and
+ * the number of LFs, or 0 as soon as a quote or a CR shows the chunk needs the
+ * general path. Needs OIC_PAD readable bytes after len, and len < 4 GiB. */
+static inline int oic_plain_index(const uint8_t *s, int64_t start, int64_t len, uint32_t *ends, int64_t *nends,
+                                  int64_t *nlf)
+{
+    int64_t n = 0, lf = 0;
+    for (int64_t base = start; base < len; base += 64) {
+        uint64_t delims = 0, lfs = 0, special = 0;
+#if defined(__SSE2__)
+        const __m128i comma = _mm_set1_epi8(','), vlf = _mm_set1_epi8('\n'), quote = _mm_set1_epi8('"'),
+                      cr = _mm_set1_epi8('\r');
+        for (int k = 0; k < 4; k++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(s + base + 16 * k));
+            __m128i is_lf = _mm_cmpeq_epi8(x, vlf);
+            uint64_t lf_bits = (uint32_t)_mm_movemask_epi8(is_lf);
+            uint64_t delim_bits = (uint32_t)_mm_movemask_epi8(_mm_or_si128(is_lf, _mm_cmpeq_epi8(x, comma)));
+            uint64_t special_bits =
+                (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, cr)));
+            lfs |= lf_bits << (16 * k);
+            delims |= delim_bits << (16 * k);
+            special |= special_bits << (16 * k);
+        }
+#else
+        for (int i = 0; i < 64; i++) {
+            uint8_t c = s[base + i];
+            lfs |= (uint64_t)(c == '\n') << i;
+            delims |= (uint64_t)(c == '\n' || c == ',') << i;
+            special |= (uint64_t)(c == '"' || c == '\r') << i;
+        }
+#endif
+        if (len - base < 64) {
+            uint64_t keep = (UINT64_C(1) << (len - base)) - 1;
+            lfs &= keep;
+            delims &= keep;
+            special &= keep;
+        }
+        if (special)
+            return 0;
+        lf += __builtin_popcountll(lfs);
+        while (delims) {
+            ends[n++] = (uint32_t)(base + __builtin_ctzll(delims));
+            delims &= delims - 1;
+        }
+    }
+    *nends = n;
+    *nlf = lf;
+    return 1;
+}
+
 /* The fast path for chunks without quotes or CRs (label and box files),
  * in two passes. First the positions of every ',' and LF (SSE2, 64 bytes at
  * a time) and a check that each record has the header's shape; then each
  * column is converted on its own, in a loop of one type. A record the fast
  * path cannot take (an empty field, a new dictionary value, a bad value) is
  * parsed by oic_parse_chunk, which reports errors exactly; then the fast
- * path goes on. ends holds ends_cap positions; needs OIC_PAD readable bytes
- * after p->len, and a chunk under 4 GiB. */
-static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, uint32_t *ends,
-                                         int64_t ends_cap)
+ * path goes on. ends holds the nends positions from oic_plain_index; needs
+ * OIC_PAD readable bytes after p->len, and a chunk under 4 GiB. */
+static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, const uint32_t *ends,
+                                         int64_t nends)
 {
     const uint8_t *buf = p->buf;
     const int64_t len = p->len, first_start = p->pos, row_base = p->rows, line_base = p->lines;
@@ -683,27 +734,8 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
     if (len > (int64_t)UINT32_MAX || ncols <= 0 || max_rows <= 0)
         return oic_parse_chunk(p, cols, ncols);
 
-    /* Pass 1: delimiter positions, 64 bytes at a time, and how many leading records have the
-     * header's shape (ncols - 1 commas, then LF). */
-    int64_t nends = 0;
-    const int64_t want = max_rows * ncols < ends_cap ? max_rows * ncols : ends_cap;
-    for (int64_t base = first_start; base < len && nends < want; base += 64) {
-        uint64_t mask = oic_delim_mask64(buf + base);
-        if (len - base < 64)
-            mask &= (UINT64_C(1) << (len - base)) - 1;
-        if (want - nends >= 64) {
-            while (mask) {
-                ends[nends++] = (uint32_t)(base + __builtin_ctzll(mask));
-                mask &= mask - 1;
-            }
-        } else {
-            while (mask && nends < want) {
-                ends[nends++] = (uint32_t)(base + __builtin_ctzll(mask));
-                mask &= mask - 1;
-            }
-        }
-    }
-    int64_t nrows = nends / ncols;
+    /* How many leading records have the header's shape (ncols - 1 commas, then LF). */
+    int64_t nrows = nends / ncols < max_rows ? nends / ncols : max_rows;
     for (int64_t row = 0, k = 0; row < nrows; row++) {
         int ok = 1;
         for (int32_t c = 0; c < ncols - 1; c++, k++)

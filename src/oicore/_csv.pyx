@@ -161,102 +161,121 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
     cdef int64_t rows_cap
     cdef int has_quote = 1, has_cr = 1
     cdef uint32_t *ends = NULL
-    cdef int64_t ends_cap = 0
-    cdef bint fast
     cdef bint padded = buf.shape[0] - end >= OIC_PAD
     cdef oic_parser p
     cdef oic_status st
-    cdef oic_column *cols = <oic_column *>calloc(ncols if ncols else 1, sizeof(oic_column))
+    cdef oic_column *cols = NULL
     cdef Vocabulary vocab
-    if cols == NULL:
-        raise MemoryError()
+    cdef int64_t nends = 0, nlf = 0
+    cdef bint plain = False
     if not 0 <= start <= end <= buf.shape[0]:
         raise ValueError(f"[{start}:{end}] outside the buffer of {buf.shape[0]} bytes")
-    with nogil:
-        rows_cap = oic_survey_chunk(base + start, n - start, &has_quote, &has_cr) + 1 if n else 1
-    if max_rows >= 0 and rows_cap > max_rows:
-        rows_cap = max_rows
-    keep = []  # numpy buffers, referenced until returned
+    cols = <oic_column *>calloc(ncols if ncols else 1, sizeof(oic_column))
+    if cols == NULL:
+        raise MemoryError()
     try:
-        for i in range(ncols):
-            t = types[i]
-            cols[i].type = t
-            cols[i].required = bool(required[i])
-            if t == OIC_COL_STRING:
-                offsets = np.zeros(rows_cap + 1, dtype=np.int32)
-                data = np.empty(max(n - start, 1), dtype=np.uint8)
-                cols[i].offsets = <int32_t *>_data(offsets)
-                cols[i].data = <uint8_t *>_data(data)
-                cols[i].data_cap = n - start
-                keep.append((offsets, data))
-                continue
-            values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
-            cols[i].values = _data(values)
-            if t == OIC_COL_DICTIONARY:
-                base_vocab = bases[i] if bases is not None else None
-                vocab = Vocabulary()
-                cols[i].dict = &vocab.d
-                if base_vocab is not None:
-                    cols[i].base = &(<Vocabulary>base_vocab).d
-                # The base rides along in the result so it outlives the parse.
-                keep.append((values, vocab, len(base_vocab) if base_vocab is not None else 0, base_vocab))
-            elif t != OIC_COL_IMAGE_ID and not cols[i].required:
-                validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
-                cols[i].validity = <uint8_t *>_data(validity)
-                keep.append((values, validity))
-            else:
-                keep.append((values, None))
-
-        p.buf = base
-        p.len = n
-        p.at_eof = at_eof
-        p.c_locale = C_LOCALE
-        p.pos = start
-        p.lines = 0
-        p.rows = 0
-        p.rows_cap = rows_cap
-        p.max_rows = max_rows
-        p.err_line = p.err_column = p.err_offset = 0
-        fast = padded and not has_quote and not has_cr and ncols > 0
-        if fast:
-            ends_cap = rows_cap * ncols
-            ends = <uint32_t *>malloc(ends_cap * sizeof(uint32_t))
+        if padded and ncols > 0 and start < n and n <= 0xFFFFFFFF:
+            # The fast path's first pass doubles as the survey; it stops at the first quote or CR.
+            ends = <uint32_t *>malloc((n - start + 1) * sizeof(uint32_t))
             if ends == NULL:
                 raise MemoryError()
-        with nogil:
-            if fast:
-                st = oic_parse_plain(&p, cols, ncols, ends, ends_cap)
-                free(ends)
-            else:
-                st = oic_parse_chunk(&p, cols, ncols)
-
-        result = ChunkResult()
-        result.status = st
-        result.rows = p.rows
-        result.pos = p.pos
-        result.lines = p.lines
-        result.err_line = p.err_line
-        result.err_column = p.err_column
-        result.err_offset = p.err_offset
-        out = []
-        for i in range(ncols):
-            t = types[i]
-            if t == OIC_COL_STRING:
-                offsets, data = keep[i]
-                # Exact-size copy: the scratch buffer was as large as the chunk.
-                out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
-            elif t == OIC_COL_DICTIONARY:
-                out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2], keep[i][3]))
-            elif keep[i][1] is not None:
-                # Nulls counted from the bits: the fast path converts some rows more than once.
-                valid = int(np.unpackbits(keep[i][1], count=p.rows, bitorder="little").sum()) if p.rows else 0
-                out.append((keep[i][0][: p.rows], keep[i][1], p.rows - valid))
-            else:
-                out.append((keep[i][0][: p.rows], None, 0))
-        result.columns = out
-        return result
+            with nogil:
+                plain = oic_plain_index(base, start, n, ends, &nends, &nlf)
+            if plain:
+                rows_cap = nlf + 1
+        if not plain:
+            with nogil:
+                rows_cap = oic_survey_chunk(base + start, n - start, &has_quote, &has_cr) + 1 if n else 1
+        if max_rows >= 0 and rows_cap > max_rows:
+            rows_cap = max_rows
+        return _parse_chunk(buf, start, end, at_eof, types, required, max_rows, bases, cols, ncols, rows_cap,
+                            plain, ends, nends)
     finally:
+        free(ends)
         free(cols)
+
+
+cdef _parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint at_eof, tuple types,
+                  tuple required, Py_ssize_t max_rows, tuple bases, oic_column *cols, int32_t ncols,
+                  int64_t rows_cap, bint plain, const uint32_t *ends, int64_t nends):
+    """parse_chunk's second half: allocate the columns, parse, collect the results."""
+    cdef int64_t n = end
+    cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
+    cdef int32_t i
+    cdef oic_parser p
+    cdef oic_status st
+    cdef Vocabulary vocab
+    keep = []  # numpy buffers, referenced until returned
+    for i in range(ncols):
+        t = types[i]
+        cols[i].type = t
+        cols[i].required = bool(required[i])
+        if t == OIC_COL_STRING:
+            offsets = np.zeros(rows_cap + 1, dtype=np.int32)
+            data = np.empty(max(n - start, 1), dtype=np.uint8)
+            cols[i].offsets = <int32_t *>_data(offsets)
+            cols[i].data = <uint8_t *>_data(data)
+            cols[i].data_cap = n - start
+            keep.append((offsets, data))
+            continue
+        values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
+        cols[i].values = _data(values)
+        if t == OIC_COL_DICTIONARY:
+            base_vocab = bases[i] if bases is not None else None
+            vocab = Vocabulary()
+            cols[i].dict = &vocab.d
+            if base_vocab is not None:
+                cols[i].base = &(<Vocabulary>base_vocab).d
+            # The base rides along in the result so it outlives the parse.
+            keep.append((values, vocab, len(base_vocab) if base_vocab is not None else 0, base_vocab))
+        elif t != OIC_COL_IMAGE_ID and not cols[i].required:
+            validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
+            cols[i].validity = <uint8_t *>_data(validity)
+            keep.append((values, validity))
+        else:
+            keep.append((values, None))
+
+    p.buf = base
+    p.len = n
+    p.at_eof = at_eof
+    p.c_locale = C_LOCALE
+    p.pos = start
+    p.lines = 0
+    p.rows = 0
+    p.rows_cap = rows_cap
+    p.max_rows = max_rows
+    p.err_line = p.err_column = p.err_offset = 0
+    with nogil:
+        if plain:
+            st = oic_parse_plain(&p, cols, ncols, ends, nends)
+        else:
+            st = oic_parse_chunk(&p, cols, ncols)
+
+    result = ChunkResult()
+    result.status = st
+    result.rows = p.rows
+    result.pos = p.pos
+    result.lines = p.lines
+    result.err_line = p.err_line
+    result.err_column = p.err_column
+    result.err_offset = p.err_offset
+    out = []
+    for i in range(ncols):
+        t = types[i]
+        if t == OIC_COL_STRING:
+            offsets, data = keep[i]
+            # Exact-size copy: the scratch buffer was as large as the chunk.
+            out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
+        elif t == OIC_COL_DICTIONARY:
+            out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2], keep[i][3]))
+        elif keep[i][1] is not None:
+            # Nulls counted from the bits: the fast path converts some rows more than once.
+            valid = int(np.unpackbits(keep[i][1], count=p.rows, bitorder="little").sum()) if p.rows else 0
+            out.append((keep[i][0][: p.rows], keep[i][1], p.rows - valid))
+        else:
+            out.append((keep[i][0][: p.rows], None, 0))
+    result.columns = out
+    return result
 
 
 cdef list _dict_values(oic_dict *d, Py_ssize_t start):
