@@ -1,0 +1,158 @@
+"""What each file of a release is: its table, split and reading kind, from its path.
+
+``oicore convert`` is given release directories (laid out as Google ships
+them) or single files; ``find_sources`` walks them and names every file it
+will store. File names decide the table (human or machine labels look alike
+inside) and the split; the reader still checks each header against the kind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from oicore.errors import OicoreError, OicoreWarning
+
+__all__ = ["Source", "classify", "find_sources", "SPLITS", "TABLES", "UnsupportedFileError"]
+
+SPLITS = ("train", "validation", "test")
+
+# Tables of an .oic file, and the reading kind (oicore.schema) of their CSVs.
+TABLES = {
+    "images": "images",
+    "human_labels": "image_labels",
+    "machine_labels": "image_labels",
+    "boxes": "boxes",
+    "points": "points",
+    "vrd": "vrd",
+    "segmentation": "segmentation",
+    "class_descriptions": "class_descriptions",
+    "class_lists": "class_lists",
+    "hierarchy": None,  # JSON
+    "relationship_descriptions": "relationship_descriptions",
+    "attribute_descriptions": "attribute_descriptions",
+    "relationship_triplets": "relationship_triplets",
+}
+
+# (pattern on the file name, table), first match wins. Names are lower-cased first.
+_RULES = [
+    (r"relationships?-descriptions?\.csv$", "relationship_descriptions"),
+    (r"attributes?-descriptions?\.csv$", "attribute_descriptions"),
+    (r"relationship-triplets\.csv$", "relationship_triplets"),
+    (r"(class-descriptions|classes-description)[\w-]*\.csv$|^dict\.csv$", "class_descriptions"),
+    (r"^(oidv\d-)?class(es|-ids)[\w-]*\.txt$", "class_lists"),
+    (r"hierarchy[\w-]*\.json$", "hierarchy"),
+    (r"point-labels\.csv$", "points"),
+    (r"vrd[\w-]*\.csv$", "vrd"),
+    (r"object-segmentation\.csv$|segmentation-(bbox|labels)\.csv$", "segmentation"),
+    (r"(annotations-human-bbox|annotations-bbox|detection-bbox)[\w-]*\.csv$", "boxes"),
+    (r"human-imagelabels[\w-]*\.csv$|^annotations-human\.csv$", "human_labels"),
+    (r"machine-imagelabels[\w-]*\.csv$|^annotations-machine\.csv$", "machine_labels"),
+    (r"images[\w-]*\.csv$|^image_ids_and_rotation\.csv$", "images"),
+]
+_UNSUPPORTED = (".jsonl", ".zip", ".tar", ".gz", ".tgz")
+
+
+class UnsupportedFileError(OicoreError, ValueError):
+    """A file oicore does not store (under ``strict``; otherwise it is skipped with an OicoreWarning)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file of a release, as oicore will store it."""
+
+    path: Path  # the file
+    name: str  # its path relative to the release directory given, with '/' separators
+    table: str  # a key of TABLES
+    split: str | None  # "train", "validation", "test", or None for release-wide files
+    kind: str | None  # the reading kind (oicore.schema), None for the hierarchy JSON
+    export_only: bool  # stored for export, not indexed for lookups (a "-boxable" subset)
+    list_name: str | None = None  # class lists: "all", "trainable", "bbox", ...
+
+
+def _split_of(parts: list[str], name: str) -> str | None:
+    for part in reversed(parts[:-1]):  # the nearest folder named after a split
+        if part.lower() in SPLITS:
+            return part.lower()
+    tokens = re.split(r"[-_.]", name.lower())
+    for token in tokens:
+        if token in SPLITS:
+            return token
+        if token == "val":
+            return "validation"
+    return None
+
+
+def _list_name(name: str) -> str:
+    stem = re.sub(r"^oidv\d-", "", name.lower()).removesuffix(".txt")
+    if stem in ("classes", "class-ids"):
+        return "all"
+    for prefix in ("classes-", "class-ids-"):
+        if stem.startswith(prefix):
+            return stem[len(prefix) :]
+    return stem
+
+
+def classify(path, root=None) -> Source | None:
+    """The Source for ``path`` (relative names from ``root``), or None when oicore does not know the file."""
+    path = Path(path)
+    rel = path.relative_to(root) if root is not None else Path(path.name)
+    parts = list(rel.parts)
+    name = parts[-1]
+    lower = name.lower()
+    table = None
+    for pattern, candidate in _RULES:
+        if re.search(pattern, lower):
+            table = candidate
+            break
+    if table is None and lower == "labels.csv":  # V1: {human,machine}_ann*/{split}/labels.csv
+        joined = "/".join(p.lower() for p in parts)
+        table = "human_labels" if "human" in joined else "machine_labels" if "machine" in joined else None
+    if table is None:
+        return None
+    split = _split_of(parts, name) if TABLES[table] in ("images", "image_labels", "boxes", "points", "vrd", "segmentation") else None
+    return Source(
+        path=path,
+        name="/".join(parts),
+        table=table,
+        split=split,
+        kind=TABLES[table],
+        export_only="boxable" in lower and table in ("human_labels", "images"),
+        list_name=_list_name(name) if table == "class_lists" else None,
+    )
+
+
+def find_sources(paths, *, strict: bool = False) -> list[Source]:
+    """Every file oicore stores from ``paths`` (release directories or single files), sorted by name.
+
+    Unknown or unsupported files (JSONL, zips, ...) are skipped with an :class:`OicoreWarning`, or
+    raise :class:`UnsupportedFileError` when ``strict``.
+    """
+    found: list[Source] = []
+    for given in paths:
+        given = Path(given)
+        if not given.exists():
+            raise FileNotFoundError(os.strerror(2), str(given))
+        if given.is_dir():
+            files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
+            root = given
+        else:
+            files, root = [given], given.parent
+        for f in files:
+            source = classify(f, root)
+            if source is None:
+                what = "an unsupported format" if f.suffix.lower() in _UNSUPPORTED else "not an Open Images file oicore knows"
+                message = f"skipping {f}: {what}"
+                if strict:
+                    raise UnsupportedFileError(message)
+                warnings.warn(message, OicoreWarning, stacklevel=2)
+                continue
+            found.append(source)
+    names = [s.name for s in found]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"two sources have the same name: {', '.join(duplicates)}")
+    return sorted(found, key=lambda s: s.name)
