@@ -14,7 +14,9 @@ the test oracle.
 from __future__ import annotations
 
 import codecs
+import mmap
 import os
+import stat
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -93,11 +95,13 @@ def read_csv(path, kind: str | None = None, *, block_size: int | None = None, th
 class _Chunk:
     """A run of whole records and where it sits in the file."""
 
-    __slots__ = ("buf", "start", "end", "file_offset", "at_eof")
+    __slots__ = ("buf", "start", "end", "file_offset", "at_eof", "owner")
 
-    def __init__(self, buf, start, end, file_offset, at_eof):
+    def __init__(self, buf, start, end, file_offset, at_eof, owner=None):
         # buf[start:end] is parsed; buf keeps _csv.PAD readable bytes after end for the fast path.
+        # buf[0] is at file_offset in the file; owner is the mmap behind buf, if any.
         self.buf, self.start, self.end, self.file_offset, self.at_eof = buf, start, end, file_offset, at_eof
+        self.owner = owner
 
 
 def _read_full(f, view) -> int:
@@ -115,6 +119,42 @@ def _read_full(f, view) -> int:
             break
         got += n
     return got
+
+
+def _mapped_chunks(f, block_size, size, pool):
+    """_chunks for a regular file: windows of a read-only memory map instead of copies.
+
+    Each window is mapped while its chunk is parsed and unmapped after, so the
+    process holds a few blocks of the file at a time. The last piece is read
+    into a padded buffer: a map cannot be read past the end of the file.
+    """
+    fd = f.fileno()
+    granularity = mmap.ALLOCATIONGRANULARITY
+    pos = 0
+    while True:
+        want = block_size
+        while size - pos > want + _csv.PAD:
+            offset = pos - pos % granularity
+            length = min(pos - offset + want + _csv.PAD, size - offset)
+            window = mmap.mmap(fd, length, offset=offset, access=mmap.ACCESS_READ)
+            view = memoryview(window)
+            start = pos - offset
+            split = _csv.find_split(view[start : length - _csv.PAD])
+            if split:
+                yield _Chunk(view, start, start + split, offset, False, window)
+                pos += split
+                break
+            view.release()
+            window.close()
+            want *= 2  # a record longer than the window
+        else:
+            rest = size - pos
+            buf = pool.get(rest + _csv.PAD)
+            view = memoryview(buf)
+            f.seek(pos)
+            got = _read_full(f, view[:rest])
+            yield _Chunk(view, 0, got, pos, True)
+            return
 
 
 class _BufferPool:
@@ -268,7 +308,11 @@ class _Reader:
 
     def run(self):
         self.pool = _BufferPool(2 * self.block_size + _csv.PAD)
-        chunks = _chunks(self.f, self.block_size, self.pool)
+        size = _regular_file_size(self.f)
+        if size is not None:
+            chunks = _mapped_chunks(self.f, self.block_size, size, self.pool)
+        else:
+            chunks = _chunks(self.f, self.block_size, self.pool)
         first = next(chunks)
         data_start, header_lines = self._header(first)
         first.start = data_start
@@ -328,7 +372,15 @@ class _Reader:
                     self.published[i] = self.vocab[i].copy()
                 part = (codes,)
             self.parts[i].append((res.rows, part))
-        self.pool.put(chunk.buf.obj)  # the text is no longer needed
+        # The text is no longer needed: unmap its window, or give its buffer back.
+        if chunk.owner is not None:
+            try:
+                chunk.buf.release()
+                chunk.owner.close()
+            except BufferError:  # a view still refers to it: the map closes when that goes
+                pass
+        else:
+            self.pool.put(chunk.buf.obj)
         chunk.buf = None
 
     def _table(self):
@@ -351,6 +403,18 @@ class _Reader:
             fields.append(pa.field(col.name, atype, nullable=True))
         meta = {b"oicore.kind": self.kind.name.encode()}
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+def _regular_file_size(f):
+    """The size of ``f`` when it is a regular file at offset 0 that can be mapped, else None."""
+    try:
+        fd = f.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or f.tell() != 0:
+            return None
+        return st.st_size
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _chain(first, rest):
