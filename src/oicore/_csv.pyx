@@ -129,6 +129,20 @@ class ChunkResult:
     __slots__ = ("status", "rows", "pos", "lines", "err_line", "err_column", "err_offset", "columns")
 
 
+cdef inline void _init_parser(oic_parser *p, const uint8_t *buf, int64_t n, int64_t start, bint at_eof,
+                              int64_t rows_cap, int64_t max_rows) noexcept nogil:
+    p.buf = buf
+    p.len = n
+    p.at_eof = at_eof
+    p.c_locale = C_LOCALE
+    p.pos = start
+    p.lines = 0
+    p.rows = 0
+    p.rows_cap = rows_cap
+    p.max_rows = max_rows
+    p.err_line = p.err_column = p.err_offset = 0
+
+
 cdef inline void* _data(cnp.ndarray a):
     return cnp.PyArray_DATA(a)
 
@@ -235,16 +249,7 @@ cdef _parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint
         else:
             keep.append((values, None))
 
-    p.buf = base
-    p.len = n
-    p.at_eof = at_eof
-    p.c_locale = C_LOCALE
-    p.pos = start
-    p.lines = 0
-    p.rows = 0
-    p.rows_cap = rows_cap
-    p.max_rows = max_rows
-    p.err_line = p.err_column = p.err_offset = 0
+    _init_parser(&p, base, n, start, at_eof, rows_cap, max_rows)
     with nogil:
         if plain:
             st = oic_parse_plain(&p, cols, ncols, ends, nends)
@@ -299,16 +304,7 @@ def read_record(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, int32_t m
     if spans == NULL:
         raise MemoryError()
     try:
-        p.buf = &buf[0] if n else NULL
-        p.len = n
-        p.at_eof = at_eof
-        p.c_locale = C_LOCALE
-        p.pos = start
-        p.lines = 0
-        p.rows = 0
-        p.rows_cap = 1
-        p.max_rows = 1
-        p.err_line = p.err_column = p.err_offset = 0
+        _init_parser(&p, &buf[0] if n else NULL, n, start, at_eof, 1, 1)
         with nogil:
             st = oic_read_record(&p, spans, max_fields, &nfields)
         fields = []
