@@ -31,12 +31,6 @@ cdef extern from "oic_status.h" nogil:
         OIC_NEED_MORE
 
 
-cdef extern from "oic_text.h" nogil:
-    oic_status oic_parse_image_id(const uint8_t *s, size_t n, uint64_t *out)
-    oic_status oic_parse_double(const uint8_t *s, size_t n, locale_t c_locale, double *out)
-    size_t oic_utf8_invalid_at(const uint8_t *s, size_t n)
-
-
 cdef extern from "oic_dict.h" nogil:
     ctypedef struct oic_dict:
         int64_t *offsets

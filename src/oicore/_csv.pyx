@@ -318,14 +318,6 @@ def read_record(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, int32_t m
         free(spans)
 
 
-def utf8_invalid_at(const uint8_t[::1] buf):
-    """Offset of the first byte of ``buf`` that is not valid UTF-8, or ``len(buf)``."""
-    cdef size_t n = buf.shape[0]
-    if n == 0:
-        return 0
-    return oic_utf8_invalid_at(&buf[0], n)
-
-
 def remap_codes(int32_t[::1] codes, const int32_t[::1] mapping, int32_t start=0):
     """In place: codes from ``start`` up become ``mapping[code - start]`` (chunk codes to the vocabulary's)."""
     cdef Py_ssize_t i, n = codes.shape[0], m = mapping.shape[0]
