@@ -618,14 +618,36 @@ static inline int64_t oic_plain_column(oic_parser *p, oic_column *col, oic_cache
                 return i;
         }
         return limit;
-    case OIC_COL_DICTIONARY:
+    case OIC_COL_DICTIONARY: {
+        const uint8_t *last_long = NULL; /* the previous value over 16 bytes, and its code */
+        int64_t last_long_n = 0;
+        int32_t last_long_code = 0;
         for (int64_t i = r; i < limit; i++) {
             const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
-            if ((n == 0 && (col->required || ncols == 1)) || n > 16 || !cache ||
-                oic_lookup_short(col, cache, buf + s, n, row_base + i) != 0)
+            if ((n == 0 && (col->required || ncols == 1)) || !cache)
                 return i;
+            if (n <= 16) {
+                if (oic_lookup_short(col, cache, buf + s, n, row_base + i) != 0)
+                    return i;
+                continue;
+            }
+            /* A long value ("crowdsource-verification"): the previous row's, or a full lookup. */
+            if (!(last_long && last_long_n == n && oic_same_bytes(last_long, buf + s, n))) {
+                uint64_t w0, w1;
+                int added;
+                if (oic_utf8_invalid_at(buf + s, (size_t)n) != (size_t)n)
+                    return i; /* checked before it can be added: the general path reports it */
+                oic_key_words(buf + s, (size_t)n, &w0, &w1);
+                if (oic_column_code(col, buf + s, (size_t)n, w0, w1, oic_hash_value(buf + s, (size_t)n, w0, w1),
+                                    &last_long_code, &added) != OIC_OK)
+                    return i;
+                last_long = buf + s;
+                last_long_n = n;
+            }
+            ((int32_t *)col->values)[row_base + i] = last_long_code;
         }
         return limit;
+    }
     case OIC_COL_FLOAT64:
         for (int64_t i = r; i < limit; i++) {
             const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
@@ -657,7 +679,9 @@ static inline int64_t oic_plain_column(oic_parser *p, oic_column *col, oic_cache
         for (int64_t i = r; i < limit; i++) {
             const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
             int64_t bad_at;
-            if (n == 0 || oic_convert_field(p, col, row_base + i, buf + s, n, 0, &bad_at) != OIC_OK)
+            /* An empty optional field is a null (no validity bit); a lone empty field is an empty line. */
+            if ((n == 0 && (col->required || ncols == 1)) ||
+                oic_convert_field(p, col, row_base + i, buf + s, n, 0, &bad_at) != OIC_OK)
                 return i;
         }
         return limit;
@@ -791,7 +815,11 @@ static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_
         if (result != OIC_OK)
             goto done;
         if (p->pos != (int64_t)ends[r * ncols + ncols - 1] + 1) {
-            nrows = r; /* not the record the shape check saw: let the general path go on from here */
+            /* Not the record the shape check saw: undo it and let the general path go on from here. */
+            for (int32_t c = 0; c < ncols; c++)
+                if (cols[c].type == OIC_COL_STRING)
+                    cols[c].data_len = cols[c].offsets[row_base + r];
+            nrows = r;
             break;
         }
         r++;

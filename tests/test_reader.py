@@ -197,3 +197,24 @@ def test_every_synthetic_file_reads_as_the_reference_reads_it(tmp_path, release)
         assert fast.equals(read_csv_reference(p, kind=kind)), p
         read += 1
     assert read >= 10
+
+
+def test_private_api_rejects_bad_arguments_instead_of_crashing():
+    with pytest.raises(IndexError):
+        _csv.Vocabulary().values(-1)
+    with pytest.raises(IndexError):
+        _csv.Vocabulary().merge(_csv.Vocabulary(), -1)
+    with pytest.raises(TypeError):
+        _csv.parse_chunk(b"a\n" + bytes(_csv.PAD), 0, 2, True, (2,), (True,), -1, (b"not a vocabulary",))
+
+
+def test_long_dictionary_values_and_empty_optional_numbers_stay_on_the_fast_path():
+    # Exactness is covered by the hypothesis tests above; this pins the values themselves.
+    body = b"".join(b"%016x,crowdsource-verification,/m/0%d,,1\n" % (k, k % 3) for k in range(600))
+    types = (1, 2, 2, 5, 3)
+    fast, general = parse_both(body, types, (True, False, True, False, True))
+    same_result(fast, general)
+    assert fast.status == 0 and fast.rows == 600
+    codes, vocab, base_count, _ = fast.columns[1]
+    assert vocab.values() == [b"crowdsource-verification"] and set(codes.tolist()) == {0}
+    assert fast.columns[3][2] == 600  # every IsX-like integer is null

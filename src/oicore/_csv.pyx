@@ -90,6 +90,8 @@ cdef class Vocabulary:
 
     def values(self, Py_ssize_t start=0):
         """The values with codes ``start`` and up, as bytes."""
+        if not 0 <= start <= self.d.count:
+            raise IndexError(f"start {start} outside a vocabulary of {self.d.count}")
         return _dict_values(&self.d, start)
 
     def string_buffers(self):
@@ -110,7 +112,9 @@ cdef class Vocabulary:
         """Add ``chunk``'s values with codes >= ``start``; return their codes here (int32 array)."""
         cdef int32_t k, code
         cdef int added
-        cdef int32_t n = chunk.d.count - start if chunk.d.count > start else 0
+        if not 0 <= start <= chunk.d.count:
+            raise IndexError(f"start {start} outside a vocabulary of {chunk.d.count}")
+        cdef int32_t n = chunk.d.count - start
         out = np.empty(n, dtype=np.int32)
         cdef int32_t[::1] view = out
         cdef oic_status st
@@ -239,7 +243,7 @@ cdef _parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint
             vocab = Vocabulary()
             cols[i].dict = &vocab.d
             if base_vocab is not None:
-                cols[i].base = &(<Vocabulary>base_vocab).d
+                cols[i].base = &(<Vocabulary?>base_vocab).d  # checked cast: a TypeError, not a crash
             # The base rides along in the result so it outlives the parse.
             keep.append((values, vocab, len(base_vocab) if base_vocab is not None else 0, base_vocab))
         elif t != OIC_COL_IMAGE_ID and not cols[i].required:
