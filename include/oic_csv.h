@@ -71,15 +71,32 @@ static const uint8_t OIC_SPECIAL[256] = {
     ['\n'] = 1, ['\r'] = 1, [','] = 1, ['"'] = 1,
 };
 
+/* How many bytes of s[0:n] equal b, 16 at a time. */
+static inline int64_t oic_count_byte(const uint8_t *s, int64_t n, uint8_t b)
+{
+    int64_t count = 0, i = 0;
+#if defined(__SSE2__)
+    /* Per-byte counters (a match is -1, subtracted), summed every 255 rounds. */
+    const __m128i vb = _mm_set1_epi8((char)b), zero = _mm_setzero_si128();
+    while (i + 16 <= n) {
+        __m128i acc = zero;
+        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16)
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + i)), vb));
+        __m128i sums = _mm_sad_epu8(acc, zero);
+        count += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
+    }
+#endif
+    for (; i < n; i++)
+        count += s[i] == b;
+    return count;
+}
+
 /* Counts line terminators in s[0:n] (CRLF once), treating a CR at the end as one. */
 static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
 {
+    if (n <= 0 || !memchr(s, '\r', (size_t)n))
+        return oic_count_byte(s, n, '\n');
     int64_t count = 0;
-    if (!memchr(s, '\r', (size_t)n)) {
-        for (int64_t i = 0; i < n; i++) /* branch-free: the compiler vectorizes it */
-            count += s[i] == '\n';
-        return count;
-    }
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (c == '\n')
@@ -93,42 +110,6 @@ static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
 /* Bytes a caller must keep readable after a chunk's end for the fast path
  * (word loads may run past the last field). */
 #define OIC_PAD 64
-
-/* Line terminators in a chunk (as oic_count_terminators), and whether it
- * holds any quote or CR, which decides the fast path: one pass, 16 bytes at
- * a time. */
-static inline int64_t oic_survey_chunk(const uint8_t *s, int64_t n, int *has_quote, int *has_cr)
-{
-    int64_t lf = 0, i = 0;
-    int quote = 0, cr = 0;
-#if defined(__SSE2__)
-    /* Per-byte LF counters (a match is -1, subtracted), summed every 255 rounds. */
-    const __m128i vlf = _mm_set1_epi8('\n'), vq = _mm_set1_epi8('"'), vcr = _mm_set1_epi8('\r');
-    const __m128i zero = _mm_setzero_si128();
-    __m128i seen_q = zero, seen_cr = zero;
-    while (i + 16 <= n) {
-        __m128i acc = zero;
-        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(s + i));
-            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(x, vlf));
-            seen_q = _mm_or_si128(seen_q, _mm_cmpeq_epi8(x, vq));
-            seen_cr = _mm_or_si128(seen_cr, _mm_cmpeq_epi8(x, vcr));
-        }
-        __m128i sums = _mm_sad_epu8(acc, zero);
-        lf += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
-    }
-    quote = _mm_movemask_epi8(seen_q) != 0;
-    cr = _mm_movemask_epi8(seen_cr) != 0;
-#endif
-    for (; i < n; i++) {
-        lf += s[i] == '\n';
-        quote |= s[i] == '"';
-        cr |= s[i] == '\r';
-    }
-    *has_quote = quote;
-    *has_cr = cr;
-    return cr ? oic_count_terminators(s, n) : lf;
-}
 
 /* Word-at-a-time search (SWAR): a mask with the high bit set in each byte of
  * w equal to b. Bits above the lowest set one may be false positives, so only
@@ -171,26 +152,6 @@ static inline int64_t oic_scan_unquoted(const uint8_t *s, int64_t pos, int64_t l
     return pos;
 }
 
-
-/* How many bytes of s[0:n] equal b, 16 at a time. */
-static inline int64_t oic_count_byte(const uint8_t *s, int64_t n, uint8_t b)
-{
-    int64_t count = 0, i = 0;
-#if defined(__SSE2__)
-    /* Per-byte counters (a match is -1, subtracted), summed every 255 rounds. */
-    const __m128i vb = _mm_set1_epi8((char)b), zero = _mm_setzero_si128();
-    while (i + 16 <= n) {
-        __m128i acc = zero;
-        for (int r = 0; r < 255 && i + 16 <= n; r++, i += 16)
-            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(s + i)), vb));
-        __m128i sums = _mm_sad_epu8(acc, zero);
-        count += _mm_cvtsi128_si64(sums) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sums, sums));
-    }
-#endif
-    for (; i < n; i++)
-        count += s[i] == b;
-    return count;
-}
 
 /* The length of the longest prefix of s[0:n] that ends with a whole record,
  * given that s starts at a record boundary, or 0 if there is none yet.
@@ -531,26 +492,6 @@ out:
     p->pos = pos;
     p->lines = lines;
     return st;
-}
-
-/* Bit i set where s[i] is ',' or LF; reads 64 bytes (within the padding). */
-static inline uint64_t oic_delim_mask64(const uint8_t *s)
-{
-#if defined(__SSE2__)
-    const __m128i comma = _mm_set1_epi8(','), lf = _mm_set1_epi8('\n');
-    uint64_t m = 0;
-    for (int k = 0; k < 4; k++) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(s + 16 * k));
-        uint64_t bits = (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, comma), _mm_cmpeq_epi8(x, lf)));
-        m |= bits << (16 * k);
-    }
-    return m;
-#else
-    uint64_t m = 0;
-    for (int i = 0; i < 64; i++)
-        m |= (uint64_t)(s[i] == ',' || s[i] == '\n') << i;
-    return m;
-#endif
 }
 
 /* A small direct-mapped cache in front of a column's dictionary: label

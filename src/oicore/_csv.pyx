@@ -177,7 +177,6 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
     cdef int64_t n = end
     cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
     cdef int64_t rows_cap
-    cdef int has_quote = 1, has_cr = 1
     cdef uint32_t *ends = NULL
     cdef bint padded = buf.shape[0] - end >= OIC_PAD
     cdef oic_parser p
@@ -193,7 +192,7 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
         raise MemoryError()
     try:
         if padded and ncols > 0 and start < n and n <= 0xFFFFFFFF:
-            # The fast path's first pass doubles as the survey; it stops at the first quote or CR.
+            # The fast path's first pass also counts the rows; it stops at the first quote or CR.
             ends = <uint32_t *>malloc((n - start + 1) * sizeof(uint32_t))
             if ends == NULL:
                 raise MemoryError()
@@ -203,7 +202,7 @@ def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint a
                 rows_cap = nlf + 1
         if not plain:
             with nogil:
-                rows_cap = oic_survey_chunk(base + start, n - start, &has_quote, &has_cr) + 1 if n else 1
+                rows_cap = oic_count_terminators(base + start, n - start) + 1 if n else 1
         if max_rows >= 0 and rows_cap > max_rows:
             rows_cap = max_rows
         return _parse_chunk(buf, start, end, at_eof, types, required, max_rows, bases, cols, ncols, rows_cap,

@@ -392,9 +392,7 @@ class _Reader:
             if col.type is ColumnType.DICTIONARY:
                 # From buffers: pa.array() on Python objects would import pandas.
                 offsets, data = self.vocab[i].string_buffers()
-                dictionary = pa.Array.from_buffers(
-                    pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-                )
+                dictionary = _to_arrow(pa, ColumnType.STRING, len(offsets) - 1, (offsets, data), None)
             chunks = []
             for rows, part in self.parts[i]:
                 chunks.append(_to_arrow(pa, col.type, rows, part, dictionary if col.type is ColumnType.DICTIONARY else None))
