@@ -10,21 +10,20 @@ cdef extern from "oic_crc32c.h" nogil:
 oic_crc32c_init()
 
 
-def crc32c(const uint8_t[::1] data, uint32_t crc=0):
-    """CRC-32C of ``data``, continuing ``crc`` (0 to start)."""
+cdef uint32_t _crc(const uint8_t[::1] data, uint32_t crc, bint portable):
     cdef size_t n = data.shape[0]
     if n == 0:
         return crc
     with nogil:
-        crc = oic_crc32c(crc, &data[0], n)
+        crc = oic_crc32c_sw(crc, &data[0], n) if portable else oic_crc32c(crc, &data[0], n)
     return crc
+
+
+def crc32c(const uint8_t[::1] data, uint32_t crc=0):
+    """CRC-32C of ``data``, continuing ``crc`` (0 to start)."""
+    return _crc(data, crc, False)
 
 
 def crc32c_portable(const uint8_t[::1] data, uint32_t crc=0):
     """The same by table lookups only (to test the hardware path against)."""
-    cdef size_t n = data.shape[0]
-    if n == 0:
-        return crc
-    with nogil:
-        crc = oic_crc32c_sw(crc, &data[0], n)
-    return crc
+    return _crc(data, crc, True)
