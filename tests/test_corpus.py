@@ -14,6 +14,7 @@ import pytest
 from corpus import ANY, CASES, Err, Ok, canonical, table_rows
 from oicore import schema
 from oicore.errors import CSVError
+from oicore.reference import read_csv_reference
 
 OK_CASES = [c for c in CASES if isinstance(c.expected, Ok)]
 
@@ -29,7 +30,12 @@ def arrow_type(column_type):
 def check_table(table, case):
     ok = case.expected
     kind = ok.kind or case.kind
-    assert table.schema.metadata == {b"oicore.kind": kind.encode()}
+    meta = table.schema.metadata
+    assert set(meta) == {b"oicore.kind", b"oicore.data_offset"}
+    assert meta[b"oicore.kind"] == kind.encode()
+    # The first record after the header starts at data_offset (convert's exact export checks it byte for byte).
+    reference = read_csv_reference(case.data, kind=case.kind).schema.metadata
+    assert meta[b"oicore.data_offset"] == reference[b"oicore.data_offset"]
     if ok.names is not None:
         assert tuple(table.column_names) == ok.names
     if ok.rows:

@@ -87,7 +87,7 @@ def test_strings_round_trip(reader, workdir, table, fmt, block_size):
     path = workdir / "strings.csv"
     path.write_bytes(data)
     out = reader(path, kind="strings", block_size=block_size)
-    assert out.schema.metadata == {b"oicore.kind": b"strings"}
+    assert out.schema.metadata[b"oicore.kind"] == b"strings"
     assert out.column_names == names
     assert all(f.type == "string" for f in out.schema)
     assert table_rows(out) == [tuple(r) for r in rows]
@@ -163,7 +163,7 @@ def test_kind_round_trip(reader, workdir, kind, data, fmt, block_size):
     path = workdir / f"{kind.name}.csv"
     path.write_bytes(raw)
     out = reader(path, kind=read_kind, block_size=block_size)
-    assert out.schema.metadata == {b"oicore.kind": kind.name.encode()}
+    assert out.schema.metadata[b"oicore.kind"] == kind.name.encode()
     assert out.column_names == names
     assert canonical(table_rows(out)) == canonical(values)
 

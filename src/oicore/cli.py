@@ -35,6 +35,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _level(text: str) -> int:
+    value = _positive_int(text)
+    if value > 22:
+        raise argparse.ArgumentTypeError(f"expected a zstd level 1-22, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from oicore import schema
 
@@ -81,6 +88,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_positive_int, help="parsing threads (default: all cores)")
     p.set_defaults(func=_cmd_read)
 
+    p = sub.add_parser(
+        "convert",
+        help="convert a release's CSV files into one .oic file",
+        description="Read every Open Images file found in SRC (release folders laid out as Google ships them, or "
+        "single files) and write one .oic file: typed columns, a release-wide label vocabulary, lookup indexes, "
+        "and what export needs to write every source back byte for byte. The file appears only when complete.",
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="release folder or file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.oic", help="the file to write")
+    p.add_argument("--level", type=_level, default=3, help="zstd level for text, 1-22 (default: %(default)s)")
+    p.add_argument("--threads", type=_positive_int, help="threads (default: all cores, or OICORE_NUM_THREADS)")
+    p.add_argument("--block-size", type=_positive_int, help="CSV reader block size in bytes (default: 4 MiB)")
+    p.add_argument("--release", choices=["auto", *schema.RELEASES], default="auto", help="release recorded in the provenance (default: from file names)")
+    p.add_argument("--force", action="store_true", help="replace OUT.oic if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--strict", action="store_true", help="fail on files oicore does not know instead of skipping them")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser(
+        "export",
+        help="write the source files back from an .oic file",
+        description="Write every source file of FILE.oic under DIR at its original path, byte-identical to the "
+        "file converted (checked against the sha256 in the provenance), or as Parquet: DIR/<table>/<split>.parquet.",
+    )
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("--to", required=True, metavar="DIR", help="folder to write into (created if missing)")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="(default: %(default)s)")
+    p.add_argument("--image-id", choices=["hex", "uint64"], default="hex", help="Parquet ImageID as 16-hex text or uint64 (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace files that exist")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "info",
+        help="show the tables, sizes, exactness and provenance of an .oic file",
+        description="Show an .oic file's tables, rows per split, stored and raw bytes per column, exactness, "
+        "format version and provenance. Reads only the directory.",
+    )
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("--json", action="store_true", help="print JSON (keys documented in the README)")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "verify",
+        help="check every checksum and invariant of an .oic file",
+        description="Check every CRC-32C and structural invariant of FILE.oic and stop at the first problem, "
+        "naming the table, block and byte offset. With --against, also export every source in memory and "
+        "compare it with the given files (sha256), naming the first differing line. Exit 1 on any problem.",
+    )
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("--against", nargs="+", metavar="SRC", help="release folders or files to compare the export with")
+    p.set_defaults(func=_cmd_verify)
+
     p = sub.add_parser("schema", help="print the file kinds and column types as Markdown")
     p.set_defaults(func=_cmd_schema)
     return parser
@@ -100,8 +159,76 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"oicore: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return EXIT_USAGE
+    except FileExistsError as e:
+        print(f"oicore: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _cmd_convert(args) -> int:
+    from oicore.convert import convert
+
+    report = convert(
+        args.sources,
+        args.output,
+        level=args.level,
+        threads=args.threads,
+        force=args.force,
+        progress=False if args.quiet else None,
+        release=args.release,
+        strict=args.strict,
+        block_size=args.block_size,
+    )
+    if not args.quiet:
+        print(report.summary())
+    return EXIT_OK
+
+
+def _cmd_export(args) -> int:
+    from oicore.export import export
+
+    t0 = time.perf_counter()
+    written = export(args.file, args.to, format=args.format, image_id=args.image_id, force=args.force)
+    total = sum(p.stat().st_size for p in written)
+    print(f"wrote {len(written)} files, {total:,} bytes, under {args.to} in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_info(args) -> int:
+    import json
+
+    from oicore.inspection import info
+
+    data = info(args.file)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{data['path']}: {data['size']:,} bytes, format {data['format'][0]}.{data['format'][1]}, release {data['release']}, "
+          f"written by oicore {data['oicore_version']} at {data['created']}")
+    print(f"uuid {data['uuid']}; {data['vocabulary']:,} labels, {data['images']:,} images; "
+          f"exact: {str(data['exact']).lower()} ({data['exceptions']:,} rows kept as raw bytes); indexes {data['index_bytes']:,} bytes")
+    for name, t in data["tables"].items():
+        splits = ", ".join(f"{k} {v:,}" for k, v in t["rows_per_split"].items())
+        print(f"\n{name}: {t['rows']:,} rows ({splits}); {t['stored_bytes']:,} bytes stored of {t['raw_bytes']:,}")
+        for c in t["columns"]:
+            ratio = f"{c['ratio']:.2f}" if c["ratio"] is not None else "-"
+            print(f"    {c['name']:<20} {c['encoding']:<9} {c['stored_bytes']:>14,} {c['raw_bytes']:>14,}  {ratio}")
+    print("\nsources:")
+    for s in data["sources"]:
+        print(f"    {s['name']}  {s['size']:,} bytes  sha256 {s['sha256'][:16]}…  -> {s['table']}" + (f" ({s['split']})" if s["split"] else ""))
+    return EXIT_OK
+
+
+def _cmd_verify(args) -> int:
+    from oicore.inspection import verify
+
+    t0 = time.perf_counter()
+    result = verify(args.file, against=args.against)
+    extra = f"; {result['compared']} source files byte-identical" if args.against else ""
+    print(f"{args.file}: ok, {result['segments']} segments, {result['blocks']} blocks checked{extra} "
+          f"in {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
 
 
 def _cmd_schema(args) -> int:

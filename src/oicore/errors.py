@@ -189,3 +189,30 @@ class ChecksumError(FormatError):
 
 class UnsupportedVersionError(FormatError):
     """The file's major format version is one this oicore cannot read."""
+
+
+class HierarchyError(OicoreError, ValueError):
+    """A label hierarchy file that is not the JSON tree Open Images ships (``path`` names it)."""
+
+    def __init__(self, reason: str, *, path=None) -> None:
+        self.reason = reason
+        self.path = None if path is None else os.fspath(path)
+        super().__init__(f"{reason} (file {self.path})" if self.path else reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason,), {"path": self.path})
+
+
+class AmbiguousLabelError(OicoreError, KeyError):
+    """A display name shared by several MIDs; ``candidates`` lists ``(mid, name)`` pairs."""
+
+    def __init__(self, name: str, candidates) -> None:
+        self.name = name
+        self.candidates = list(candidates)
+        super().__init__(f"{name!r} names {len(self.candidates)} classes: " + ", ".join(m for m, _ in self.candidates) + "; pass a MID")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.candidates))

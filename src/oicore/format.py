@@ -34,12 +34,15 @@ __all__ = [
 
 MAGIC = b"\x89OIC\r\n\x1a\n"
 END_MAGIC = MAGIC[::-1]
-MAJOR, MINOR = 0, 1
+MAJOR, MINOR = 0, 2
 HEADER_SIZE = 64
 FOOTER_SIZE = 64
 ALIGNMENT = 64
 BLOCK_SIZE = 1 << 20  # the largest block of stored bytes one CRC covers
 CODECS = ("raw", "zstd")
+# The most raw bytes a writer puts in one zstd frame: zstd's worst-case growth on incompressible data is far
+# below 4 KiB per MiB, so every frame stays within BLOCK_SIZE stored bytes.
+ZSTD_RAW_MAX = BLOCK_SIZE - 4096
 
 # Header: magic, major, minor, flags, uuid, file_length, 20 reserved bytes; then its CRC.
 _HEADER = struct.Struct("<8sHHI16sQ20x")
@@ -114,6 +117,22 @@ class ContainerWriter:
         self.segments.append({"offset": start, "length": self.offset - start, "codec": "zstd", "blocks": blocks})
         return len(self.segments) - 1
 
+    def add_zstd(self, data, *, level: int = 3, block_size: int = ZSTD_RAW_MAX, pool=None) -> int:
+        """Compress ``data`` (any buffer) into independent zstd frames of ``block_size`` raw bytes; return the segment.
+
+        ``pool`` (a ``concurrent.futures`` executor) compresses the frames in parallel; zstd releases the GIL.
+        """
+        view = memoryview(data).cast("B")
+        block_size = min(block_size, ZSTD_RAW_MAX)
+        pieces = [view[lo : lo + block_size] for lo in range(0, len(view), block_size)]
+        frames = (pool.map if pool is not None else map)(lambda p: (_compress(p, level), len(p)), pieces)
+        return self.add_frames(frames)
+
+    def add_zstd_frames(self, pieces, *, level: int = 3, pool=None) -> int:
+        """Compress each buffer of ``pieces`` (at most 1 MiB each) into its own frame; return the segment."""
+        frames = (pool.map if pool is not None else map)(lambda p: (_compress(p, level), len(memoryview(p).cast("B"))), pieces)
+        return self.add_frames(frames)
+
     def finish(self, directory: dict) -> Path:
         """Write the directory and footer, fsync, and move the file into place."""
         body = dict(directory)
@@ -148,6 +167,22 @@ class ContainerWriter:
                 os.unlink(self.tmp)
             except FileNotFoundError:
                 pass
+
+
+_compressors = threading.local()
+
+
+def _compress(data, level: int) -> bytes:
+    # One compressor per thread and level: a ZstdCompressor is not thread-safe, and making one costs.
+    cache = getattr(_compressors, "by_level", None)
+    if cache is None:
+        cache = _compressors.by_level = {}
+    c = cache.get(level)
+    if c is None:
+        import zstandard
+
+        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False)
+    return c.compress(data)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -324,6 +359,31 @@ class Container:
                 self._check_block(i, k)
         return self.view[seg["offset"] + start : seg["offset"] + stop]
 
+    def data(self, i: int) -> bytes | memoryview:
+        """Segment ``i``'s data: a checked view for raw segments, the decompressed frames joined for zstd."""
+        seg = self.segments[i]
+        if seg["codec"] == "raw":
+            return self.raw(i)
+        return b"".join(self.frame_data(i, k) for k in range(len(seg["blocks"])))
+
+    def frame_data(self, i: int, k: int) -> bytes:
+        """The decompressed frame ``k`` of zstd segment ``i``, its CRC and raw length checked."""
+        seg = self.segments[i]
+        stored, raw_length, _ = seg["blocks"][k]
+        self._check_block(i, k)
+        start = self._starts[i][k]
+        import zstandard
+
+        try:
+            out = zstandard.ZstdDecompressor().decompress(self.view[start : start + stored], max_output_size=raw_length)
+        except zstandard.ZstdError as e:
+            raise FormatError(f"segment {i} block {k}: bad zstd frame ({e})", path=self.path, byte_offset=start) from None
+        if len(out) != raw_length:
+            raise FormatError(
+                f"segment {i} block {k}: expected {raw_length} bytes decompressed, got {len(out)}", path=self.path, byte_offset=start
+            )
+        return out
+
     def frames(self, i: int):
         """The checked zstd frames of segment ``i``, as ``(frame, raw_length)`` views."""
         seg = self.segments[i]
@@ -339,5 +399,9 @@ class Container:
                 self._check_block(i, k)
 
     def close(self) -> None:
-        self.view.release()
-        self.map.close()
+        """Release the map; arrays still viewing it keep it alive until they go."""
+        try:
+            self.view.release()
+            self.map.close()
+        except BufferError:
+            pass

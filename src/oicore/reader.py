@@ -60,7 +60,8 @@ def read_csv(path, kind: str | None = None, *, block_size: int | None = None, th
         ``uint64``, labels and sources as ``dictionary<int32, string>``,
         numbers as ``float64``/``int*`` (null where an optional field is
         empty), text exactly as in the file. ``table.schema.metadata[b"oicore.kind"]``
-        names the kind.
+        names the kind; ``b"oicore.data_offset"`` is the byte offset of the first
+        record after the header (and BOM).
 
     Raises
     ------
@@ -316,6 +317,7 @@ class _Reader:
         first = next(chunks)
         data_start, header_lines = self._header(first)
         first.start = data_start
+        self.data_offset = first.file_offset + data_start
         types = tuple(int(c.type) for c in self.columns)
         required = tuple(c.required for c in self.columns)
 
@@ -399,7 +401,7 @@ class _Reader:
             atype = _arrow_type(pa, col.type)
             arrays.append(pa.chunked_array(chunks, type=atype))
             fields.append(pa.field(col.name, atype, nullable=True))
-        meta = {b"oicore.kind": self.kind.name.encode()}
+        meta = {b"oicore.kind": self.kind.name.encode(), b"oicore.data_offset": str(self.data_offset).encode()}
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
 

@@ -263,7 +263,7 @@ def read_csv_reference(path_or_bytes, kind: str | None = None):
     pyarrow.Table
         One column per header name, in file order, typed by :func:`oicore.schema.column`
         (every column a string for ``kind="strings"``); schema metadata
-        ``{b"oicore.kind": kind}``.
+        ``{b"oicore.kind": kind, b"oicore.data_offset": first data record's byte offset}``.
 
     Raises
     ------
@@ -304,6 +304,7 @@ def read_csv_reference(path_or_bytes, kind: str | None = None):
         raise CSVError("expected a header or a record, got an empty file", path=path, line=1, byte_offset=0)
 
     rows = []
+    data_offset = tok.pos  # after the BOM; moves past the header when there is one
     if spec is not None and spec.header is HeaderRule.NEVER:
         names = list(spec.headerless_names)
     else:
@@ -326,6 +327,8 @@ def read_csv_reference(path_or_bytes, kind: str | None = None):
         if names is not first:  # the first record is data
             tok.column_names = tuple(names)
             rows.append(read_data_record(tok, _columns(spec, names), fields))
+        else:
+            data_offset = tok.pos
 
     tok.column_names = tuple(names)
     columns = _columns(spec, names)
@@ -334,7 +337,8 @@ def read_csv_reference(path_or_bytes, kind: str | None = None):
 
     arrays = [_array(pa, col, [row[i] for row in rows]) for i, col in enumerate(columns)]
     pa_fields = [pa.field(name, arr.type) for name, arr in zip(names, arrays)]
-    return pa.Table.from_arrays(arrays, schema=pa.schema(pa_fields, metadata={b"oicore.kind": spec.name.encode()}))
+    meta = {b"oicore.kind": spec.name.encode(), b"oicore.data_offset": str(data_offset).encode()}
+    return pa.Table.from_arrays(arrays, schema=pa.schema(pa_fields, metadata=meta))
 
 
 def _columns(spec: schema.Kind, names) -> list[schema.Column]:

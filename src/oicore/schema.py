@@ -84,6 +84,7 @@ class Column:
     type: ColumnType
     required: bool = False
     free_text: bool = False  # human-written text: synth puts hostile characters here
+    mid: bool = False  # a label MID: coded in the release-wide vocabulary of an .oic file
 
 
 def _cols(type_, names, **kw):
@@ -99,7 +100,7 @@ COLUMNS: dict[str, Column] = {
     c.name: c
     for c in [
         *_cols(ColumnType.IMAGE_ID, "ImageID ImageId", required=True),
-        *_cols(ColumnType.DICTIONARY, "LabelName LabelName1 LabelName2 Label", required=True),
+        *_cols(ColumnType.DICTIONARY, "LabelName LabelName1 LabelName2 Label", required=True, mid=True),
         *_cols(ColumnType.DICTIONARY, "Source Subset License RelationshipLabel EstimatedYesNo"),
         *_cols(ColumnType.FLOAT64, "Confidence", required=True),
         *_cols(ColumnType.FLOAT64, _BOX, required=True),

@@ -1,0 +1,285 @@
+"""Column encodings of ``.oic`` tables (FORMAT.md, "Column encodings"): encode at convert, decode on read.
+
+Each encoder takes one column of a table in lookup order (numpy arrays) and a
+``ContainerWriter``, writes the column's segments and returns its directory
+entry. ``decode`` turns an entry back into a ``Decoded`` column. What lookups
+read is stored raw so that it is memory-mapped and shared; text is stored in
+zstd frames of about 64 KiB, each holding whole rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from oicore.errors import FormatError
+
+__all__ = ["encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
+
+# Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
+STRING_BLOCK = 64 << 10
+MAX_SCALE = 9  # decimals with up to 9 digits after the point are stored as integers
+_EXACT = 2**53
+
+_DTYPES = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i1": np.int8, "i2": np.int16, "i4": np.int32, "i8": np.int64}
+
+
+def narrowest(lo: int, hi: int) -> str:
+    """The narrowest dtype code of ``_DTYPES`` that holds every integer in [lo, hi]."""
+    for code in ("u1", "u2", "u4", "u8") if lo >= 0 else ("i1", "i2", "i4"):
+        info = np.iinfo(_DTYPES[code])
+        if info.min <= lo and hi <= info.max:
+            return code
+    return "i8"
+
+
+def dtype_of(code: str) -> np.dtype:
+    try:
+        return np.dtype(_DTYPES[code])
+    except KeyError:
+        raise ValueError(f"unknown dtype code {code!r}") from None
+
+
+def _store_array(writer, array: np.ndarray) -> int:
+    return writer.add_raw(np.ascontiguousarray(array))
+
+
+def _store_nulls(writer, nulls: np.ndarray | None) -> int | None:
+    if nulls is None or not nulls.any():
+        return None
+    return writer.add_raw(np.packbits(nulls.astype(bool), bitorder="little"))
+
+
+# ---- encoders ------------------------------------------------------------------------------
+
+
+def encode_codes(writer, name: str, codes: np.ndarray, n_codes: int):
+    """Codes into the release vocabulary, as the narrowest unsigned integers; returns (entry, Decoded)."""
+    code = narrowest(0, max(n_codes - 1, 0))
+    stored = codes.astype(dtype_of(code))
+    entry = {"name": name, "encoding": "code", "dtype": code, "segment": _store_array(writer, stored)}
+    return entry, Decoded("code", values=stored)
+
+
+def encode_dict(writer, name: str, codes: np.ndarray, values: list[str]):
+    """A small dictionary kept in the directory; one value needs no segment. Returns (entry, Decoded)."""
+    entry = {"name": name, "encoding": "dict", "values": list(values)}
+    if len(values) <= 1:
+        entry["values"] = list(values) or [""]
+        entry["segment"] = None
+        return entry, Decoded("dict", values=np.zeros(len(codes), np.uint8), dictionary=entry["values"])
+    code = narrowest(0, len(values) - 1)
+    stored = codes.astype(dtype_of(code))
+    entry["dtype"] = code
+    entry["segment"] = _store_array(writer, stored)
+    return entry, Decoded("dict", values=stored, dictionary=entry["values"])
+
+
+def decimal_scale(values: np.ndarray) -> int | None:
+    """The smallest ``e`` such that every value equals ``k / 10**e`` for an integer ``|k| < 2**53``, else None.
+
+    ``k / 10**e`` in double arithmetic is the correctly rounded quotient (both operands exact), the same
+    double that Python's ``float()`` makes of the decimal text, so the integers reproduce the values exactly.
+    """
+    if len(values) == 0:
+        return 0
+    if not np.isfinite(values).all() or np.signbit(values[values == 0]).any():
+        return None
+    for e in range(MAX_SCALE + 1):
+        scaled = np.rint(values * 10.0**e)
+        if np.abs(scaled).max() >= _EXACT:
+            return None
+        if np.array_equal(scaled / 10.0**e, values):
+            return e
+    return None
+
+
+def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | None, *, scale: int | None = None):
+    """Integers as the narrowest integer type; floats as decimals (integer ``k`` and scale ``e``) when exact.
+
+    ``scale`` forces a decimal scale at least as large as the smallest exact one (fixed-decimal text such
+    as ``0.560250`` wants ``e = 6`` to render back).
+    """
+    entry: dict = {"name": name}
+    valid = values if nulls is None else values[~nulls.astype(bool)]
+    if values.dtype.kind in "iu":
+        lo, hi = (int(valid.min()), int(valid.max())) if len(valid) else (0, 0)
+        code = narrowest(lo, hi)
+        filled = values if nulls is None else np.where(nulls.astype(bool), 0, values)
+        stored = filled.astype(dtype_of(code))
+        entry.update(encoding="int", dtype=code, segment=_store_array(writer, stored))
+        decoded = Decoded("int", values=stored, nulls=nulls)
+    else:
+        e = decimal_scale(valid)
+        if e is not None and scale is not None and scale > e:
+            e = scale if np.abs(valid).max(initial=0) * 10.0**scale < _EXACT else e
+        if e is None:
+            filled = values if nulls is None else np.where(nulls.astype(bool), 0.0, values)
+            stored = filled.astype(np.float64)
+            entry.update(encoding="float64", segment=_store_array(writer, stored))
+            decoded = Decoded("float64", values=stored, nulls=nulls)
+        else:
+            k = np.rint(values * 10.0**e)
+            if nulls is not None:
+                k[nulls.astype(bool)] = 0
+            k = k.astype(np.int64)
+            lo, hi = (int(k.min()), int(k.max())) if len(k) else (0, 0)
+            code = narrowest(lo, hi)
+            stored = k.astype(dtype_of(code))
+            entry.update(encoding="decimal", scale=e, dtype=code, segment=_store_array(writer, stored))
+            decoded = Decoded("decimal", values=stored, nulls=nulls, scale=e)
+    entry["nulls"] = _store_nulls(writer, nulls)
+    if decoded.nulls is not None:
+        decoded.nulls = decoded.nulls.astype(bool)
+    return entry, decoded
+
+
+def string_blocks(offsets: np.ndarray, data, block: int = STRING_BLOCK):
+    """Cut rows into blocks of about ``block`` bytes: yields ``(first_row, stop_row, payload)``.
+
+    A payload is ``uint32 n``, ``uint32 offsets[n + 1]`` (from 0), then the rows' bytes.
+    """
+    n = len(offsets) - 1
+    data = memoryview(data).cast("B")
+    row = 0
+    while row < n:
+        # The first row past `block` bytes from here, at least one row, at most what fits a frame.
+        stop = int(np.searchsorted(offsets, offsets[row] + block, side="right"))
+        stop = min(max(stop, row + 1), n)
+        while stop > row + 1 and (offsets[stop] - offsets[row]) + 4 * (stop - row + 2) > _MAX_PAYLOAD:
+            stop = row + max(1, (stop - row) // 2)
+        size = int(offsets[stop] - offsets[row]) + 4 * (stop - row + 2)
+        if size > _MAX_PAYLOAD:
+            raise ValueError(f"row {row}: a text field of {size} bytes is longer than a block can hold ({_MAX_PAYLOAD})")
+        local = (offsets[row : stop + 1] - offsets[row]).astype(np.uint32)
+        payload = np.uint32(stop - row).tobytes() + local.tobytes() + bytes(data[offsets[row] : offsets[stop]])
+        yield row, stop, payload
+        row = stop
+
+
+def _max_payload():
+    from oicore.format import ZSTD_RAW_MAX
+
+    return ZSTD_RAW_MAX
+
+
+_MAX_PAYLOAD = _max_payload()
+
+
+def encode_strings(writer, name: str, offsets: np.ndarray, data, *, level: int = 3, pool=None):
+    """Text as zstd frames of whole rows; ``block_rows`` lists the rows of each frame."""
+    block_rows, payloads = [], []
+    for first, stop, payload in string_blocks(offsets, data):
+        block_rows.append(stop - first)
+        payloads.append(payload)
+    segment = writer.add_zstd_frames(payloads, level=level, pool=pool)
+    entry = {"name": name, "encoding": "strings", "segment": segment, "block_rows": block_rows}
+    return entry, Decoded("strings", offsets=offsets, data=bytes(data))
+
+
+# ---- decoding ------------------------------------------------------------------------------
+
+
+@dataclass
+class Decoded:
+    """One decoded column: ``values`` (numpy) or text (``offsets`` + ``data``), and ``nulls`` (bool) or None."""
+
+    encoding: str
+    values: np.ndarray | None = None
+    nulls: np.ndarray | None = None
+    offsets: np.ndarray | None = None  # strings: int64 offsets, rows + 1
+    data: bytes | None = None  # strings: UTF-8 bytes
+    scale: int | None = None  # decimal
+    dictionary: list[str] | None = None  # dict
+
+    def floats(self) -> np.ndarray:
+        """Numbers as float64 (decimals divided out exactly)."""
+        if self.encoding == "decimal":
+            return self.values.astype(np.float64) / 10.0**self.scale
+        return self.values.astype(np.float64)
+
+
+def raw_array(container, segment: int, code: str, count: int, what: str) -> np.ndarray:
+    """A raw segment as ``count`` items of dtype ``code``; its length must match (FORMAT.md check 6)."""
+    dt = dtype_of(code)
+    view = container.raw(segment)
+    if len(view) != count * dt.itemsize:
+        seg = container.segments[segment]
+        raise FormatError(
+            f"{what}: expected {count} × {dt.itemsize} bytes in segment {segment}, got {len(view)}",
+            path=container.path,
+            byte_offset=seg["offset"],
+        )
+    return np.frombuffer(view, dtype=dt)
+
+
+def _nulls(container, entry, rows: int, what: str) -> np.ndarray | None:
+    seg = entry.get("nulls")
+    if seg is None:
+        return None
+    packed = raw_array(container, seg, "u1", math.ceil(rows / 8), what + " nulls")
+    return np.unpackbits(packed, count=rows, bitorder="little").astype(bool)
+
+
+def decode(container, entry: dict, rows: int, *, vocabulary_size: int | None = None) -> Decoded:
+    """Decode column ``entry`` of a table with ``rows`` rows; structural problems raise FormatError."""
+    what = f"column {entry.get('name')!r}"
+    enc = entry.get("encoding")
+    if enc == "code":
+        values = raw_array(container, entry["segment"], entry["dtype"], rows, what)
+        if vocabulary_size is not None and len(values) and int(values.max()) >= vocabulary_size:
+            raise FormatError(f"{what}: a code ≥ the vocabulary's {vocabulary_size} entries", path=container.path)
+        return Decoded(enc, values=values)
+    if enc == "dict":
+        dictionary = entry["values"]
+        if entry["segment"] is None:
+            return Decoded(enc, values=np.zeros(rows, np.uint8), dictionary=dictionary)
+        values = raw_array(container, entry["segment"], entry["dtype"], rows, what)
+        if len(values) and int(values.max()) >= len(dictionary):
+            raise FormatError(f"{what}: a code ≥ its {len(dictionary)} values", path=container.path)
+        return Decoded(enc, values=values, dictionary=dictionary)
+    if enc in ("decimal", "int", "float64"):
+        code = "f8" if enc == "float64" else entry["dtype"]
+        values = np.frombuffer(container.raw(entry["segment"]), dtype=np.float64) if code == "f8" else raw_array(container, entry["segment"], code, rows, what)
+        if len(values) != rows:
+            raise FormatError(f"{what}: expected {rows} values, got {len(values)}", path=container.path)
+        return Decoded(enc, values=values, nulls=_nulls(container, entry, rows, what), scale=entry.get("scale"))
+    if enc == "strings":
+        offsets, data = read_strings(container, entry, rows, what)
+        return Decoded(enc, offsets=offsets, data=data)
+    raise FormatError(f"{what}: unknown encoding {enc!r}", path=container.path)
+
+
+def parse_block(payload: bytes, what: str, path) -> tuple[np.ndarray, memoryview]:
+    """A text block's local offsets (uint32, rows + 1) and bytes, checked."""
+    if len(payload) < 8:
+        raise FormatError(f"{what}: a text block of {len(payload)} bytes", path=path)
+    n = int(np.frombuffer(payload, np.uint32, 1)[0])
+    if 4 * (n + 2) > len(payload):
+        raise FormatError(f"{what}: a text block claims {n} rows in {len(payload)} bytes", path=path)
+    local = np.frombuffer(payload, np.uint32, n + 1, 4)
+    body = memoryview(payload)[4 * (n + 2) :]
+    if local[0] != 0 or (np.diff(local.astype(np.int64)) < 0).any() or int(local[-1]) != len(body):
+        raise FormatError(f"{what}: a text block's offsets are not monotone within its bytes", path=path)
+    return local, body
+
+
+def read_strings(container, entry: dict, rows: int, what: str) -> tuple[np.ndarray, bytes]:
+    """The whole text column: int64 offsets (rows + 1) and the bytes."""
+    seg = entry["segment"]
+    block_rows = entry["block_rows"]
+    if len(block_rows) != len(container.segments[seg]["blocks"]) or sum(block_rows) != rows:
+        raise FormatError(f"{what}: its blocks do not hold {rows} rows", path=container.path)
+    offsets = np.zeros(rows + 1, np.int64)
+    chunks, row, base = [], 0, 0
+    for k, n in enumerate(block_rows):
+        local, body = parse_block(container.frame_data(seg, k), what, container.path)
+        if len(local) != n + 1:
+            raise FormatError(f"{what}: block {k} holds {len(local) - 1} rows, expected {n}", path=container.path)
+        offsets[row + 1 : row + n + 1] = local[1:].astype(np.int64) + base
+        chunks.append(body)
+        row += n
+        base += len(body)
+    return offsets, b"".join(chunks)

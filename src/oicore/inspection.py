@@ -1,0 +1,233 @@
+"""``oicore info`` and ``oicore verify``: what an ``.oic`` file holds, and whether every byte of it is sound.
+
+``info`` reads only the directory. ``verify`` checks every block's CRC-32C and
+every structural invariant of FORMAT.md, decoding each column and index; with
+``against``, it also renders each source file in memory and compares it with
+the given CSV files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from oicore.errors import FormatError, OicoreError
+from oicore.store import Store
+
+__all__ = ["info", "verify", "VerifyMismatchError", "INFO_KEYS"]
+
+# The keys of info()'s result (README: "oicore info --json").
+INFO_KEYS = {
+    "path": "the file",
+    "size": "its size in bytes",
+    "format": "[major, minor] of FORMAT.md",
+    "uuid": "the file's UUID",
+    "release": "v1…v7 or unknown",
+    "oicore_version": "the oicore that wrote it",
+    "created": "when (UTC)",
+    "exact": "true when export reproduces every source byte for byte",
+    "exceptions": "rows kept as raw bytes because no rule reproduces them",
+    "sources": "every source file: name, size, sha256, table, split, kind, export_only, list_name",
+    "vocabulary": "distinct label MIDs",
+    "images": "distinct image IDs",
+    "tables": "per table: rows, rows_per_split, stored_bytes, raw_bytes and columns "
+    "(name, encoding, stored_bytes, raw_bytes, ratio)",
+    "index_bytes": "stored bytes of the image index, vocabulary and per-table indexes",
+}
+
+
+class VerifyMismatchError(OicoreError, ValueError):
+    """``verify --against``: an exported file differs from the given source (``path``, ``line`` say where)."""
+
+    def __init__(self, reason: str, *, path=None, line=None):
+        self.reason, self.path, self.line = reason, path, line
+        super().__init__(reason)
+
+    def __reduce__(self):
+        return (type(self), (self.reason,), {"path": self.path, "line": self.line})
+
+
+def _segment_bytes(container, segments) -> tuple[int, int]:
+    stored = raw = 0
+    for i in segments:
+        if i is None:
+            continue
+        for s, r, _ in container.segments[i]["blocks"]:
+            stored += s
+            raw += r
+    return stored, raw
+
+
+def _column_segments(entry: dict) -> list:
+    return [entry.get("segment"), entry.get("nulls")]
+
+
+def info(path) -> dict:
+    """A summary of an ``.oic`` file from its directory (keys: ``INFO_KEYS``)."""
+    store = Store(path)
+    try:
+        c = store.container
+        prov = store.provenance
+        tables = {}
+        index_segments = [store.directory["images"].get(k) for k in ("ids", "buckets", "split")]
+        index_segments += [store.directory["vocabulary"].get(k) for k in ("offsets", "data")]
+        exceptions = 0
+        for name, t in store.tables.items():
+            cols = []
+            for col in t.entry.get("columns", []):
+                stored, raw = _segment_bytes(c, _column_segments(col))
+                cols.append(
+                    {
+                        "name": col["name"],
+                        "encoding": col["encoding"],
+                        "stored_bytes": stored,
+                        "raw_bytes": raw,
+                        "ratio": round(stored / raw, 4) if raw else None,
+                    }
+                )
+            per_split: dict[str, int] = {}
+            for part in t.parts:
+                split = store.sources[part["source"]].get("split") or "none"
+                per_split[split] = per_split.get(split, 0) + part["rows"]
+                exceptions += part.get("exceptions", 0)
+            for key in ("image_rows",):
+                if key in t.entry:
+                    index_segments.append(t.entry[key]["segment"])
+            for key in ("class_rows", "positive_images"):
+                if key in t.entry:
+                    index_segments.extend(t.entry[key].values())
+            if "row_image" in t.entry:
+                index_segments.append(t.entry["row_image"])
+            stored = sum(x["stored_bytes"] for x in cols)
+            raw = sum(x["raw_bytes"] for x in cols)
+            tables[name] = {"rows": t.rows, "rows_per_split": per_split, "stored_bytes": stored, "raw_bytes": raw, "columns": cols}
+        return {
+            "path": os.fspath(path),
+            "size": c.size,
+            "format": list(c.version),
+            "uuid": prov.get("uuid"),
+            "release": prov.get("release"),
+            "oicore_version": prov.get("oicore_version"),
+            "created": prov.get("created"),
+            "exact": True,
+            "exceptions": exceptions,
+            "sources": store.sources,
+            "vocabulary": store.directory["vocabulary"].get("count"),
+            "images": store.directory["images"].get("count"),
+            "tables": tables,
+            "index_bytes": _segment_bytes(c, index_segments)[0],
+        }
+    finally:
+        store.close()
+
+
+def verify(path, against=None) -> dict:
+    """Check every checksum and invariant of ``path``; raise at the first problem.
+
+    Returns a summary (segments, blocks, sources checked). ``against`` (paths of release folders or
+    files) also exports every source in memory and compares it with the file of the same name.
+    """
+    from oicore.export import iter_parts, write_part
+
+    store = Store(path, verify=True)  # every block's CRC
+    try:
+        store.images  # image IDs sorted and unique, buckets and splits sized
+        buckets_ok = _check_buckets(store)
+        for name, t in store.tables.items():
+            for col in t.columns:
+                if t.columns[col]["encoding"] != "image":
+                    t.column(col)
+            if "image_rows" in t.entry:
+                offsets = t.image_rows()
+                if int(offsets[-1]) != t.lookup_rows:
+                    store.fail(f"table {name!r}: image rows end at {int(offsets[-1])}, expected {t.lookup_rows}")
+            _check_class_index(store, t)
+            for k in range(len(t.parts)):
+                t.exceptions(k)
+                if "json_segment" not in t.parts[k]:
+                    t.part_positions(k)
+        compared = 0
+        if against is not None:
+            compared = _compare(store, against, iter_parts, write_part)
+        return {
+            "path": os.fspath(path),
+            "segments": len(store.container.segments),
+            "blocks": sum(len(s["blocks"]) for s in store.container.segments),
+            "buckets": buckets_ok,
+            "compared": compared,
+        }
+    finally:
+        store.close()
+
+
+def _check_buckets(store) -> bool:
+    im = store.images
+    ids, buckets, bits = im["ids"], im["buckets"].astype(np.int64), im["bucket_bits"]
+    top = (ids >> np.uint64(64 - bits)).astype(np.int64)
+    expected = np.searchsorted(top, np.arange((1 << bits) + 1), side="left")
+    if not np.array_equal(expected, buckets):
+        store.fail("the image bucket table does not match the image IDs", store.directory["images"]["buckets"])
+    return True
+
+
+def _check_class_index(store, t) -> None:
+    n_codes = max(store.directory["vocabulary"]["count"], 1)
+    n_images = store.directory["images"]["count"]
+    for key, inner, limit in (("class_rows", "rows", t.lookup_rows), ("positive_images", "images", n_images)):
+        spec = t.entry.get(key)
+        if spec is None:
+            continue
+        from oicore.columns import raw_array
+
+        offsets = raw_array(store.container, spec["offsets"], "u4", n_codes + 1, f"{t.name} {key} offsets")
+        if offsets[0] != 0 or (np.diff(offsets.astype(np.int64)) < 0).any():
+            store.fail(f"table {t.name!r}: {key} offsets are not monotone", spec["offsets"])
+        items = np.frombuffer(store.container.raw(spec[inner]), np.uint32)
+        if len(items) != int(offsets[-1]) or (len(items) and int(items.max()) >= limit):
+            store.fail(f"table {t.name!r}: {key} entries do not fit", spec[inner])
+    if "row_image" in t.entry:
+        row_image = np.frombuffer(store.container.raw(t.entry["row_image"]), np.uint32)
+        if len(row_image) != t.lookup_rows or (len(row_image) and int(row_image.max()) >= n_images):
+            store.fail(f"table {t.name!r}: row images do not fit", t.entry["row_image"])
+
+
+def _compare(store, against, iter_parts, write_part) -> int:
+    from oicore.sources import find_sources
+
+    given = {s.name: s.path for s in find_sources(against if isinstance(against, (list, tuple)) else [against])}
+    compared = 0
+    for source, table, k in iter_parts(store):
+        path = given.get(source["name"])
+        if path is None:
+            continue
+        import io
+
+        buf = io.BytesIO()
+        write_part(store, table, k, buf)
+        data = buf.getvalue()
+        with open(path, "rb") as f:
+            original = f.read()
+        if hashlib.sha256(data).digest() != hashlib.sha256(original).digest():
+            line, offset = _first_difference(data, original)
+            raise VerifyMismatchError(
+                f"{source['name']}: the export differs from {path} at line {line} (byte {offset})", path=os.fspath(path), line=line
+            )
+        compared += 1
+    if not compared:
+        raise FileNotFoundError(2, "no source file of the .oic file was found among", ", ".join(map(str, against)) if isinstance(against, (list, tuple)) else str(against))
+    return compared
+
+
+def _first_difference(a: bytes, b: bytes) -> tuple[int, int]:
+    n = min(len(a), len(b))
+    lo = 0
+    step = 1 << 16
+    while lo < n and a[lo : lo + step] == b[lo : lo + step]:
+        lo += step
+    i = lo
+    while i < n and a[i] == b[i]:
+        i += 1
+    return a[:i].count(b"\n") + 1, i
