@@ -18,6 +18,12 @@ __all__ = [
     "__version__",
     "read_csv",
     "synth",
+    "open",
+    "convert",
+    "export",
+    "Release",
+    "set_num_threads",
+    "get_num_threads",
     "OicoreError",
     "OicoreWarning",
     "CSVError",
@@ -29,6 +35,12 @@ __all__ = [
 _LAZY = {
     "read_csv": ("oicore.reader", "read_csv"),
     "synth": ("oicore.synthetic", "synth"),
+    "open": ("oicore.release", "open"),
+    "Release": ("oicore.release", "Release"),
+    "convert": ("oicore.convert", "convert"),
+    "export": ("oicore.export", "export"),
+    "set_num_threads": ("oicore.threads", "set_num_threads"),
+    "get_num_threads": ("oicore.threads", "get_num_threads"),
 }
 
 

@@ -176,7 +176,7 @@ def encode_strings(writer, name: str, offsets: np.ndarray, data, *, level: int =
         payloads.append(payload)
     segment = writer.add_zstd_frames(payloads, level=level, pool=pool)
     entry = {"name": name, "encoding": "strings", "segment": segment, "block_rows": block_rows}
-    return entry, Decoded("strings", offsets=offsets, data=bytes(data))
+    return entry, Decoded("strings", offsets=offsets, data=memoryview(data).cast("B"))
 
 
 # ---- decoding ------------------------------------------------------------------------------
@@ -283,3 +283,29 @@ def read_strings(container, entry: dict, rows: int, what: str) -> tuple[np.ndarr
         row += n
         base += len(body)
     return offsets, b"".join(chunks)
+
+
+def string_row(container, entry: dict, rows: int, row: int, cache) -> str:
+    """Row ``row`` of a ``strings`` column, decoding one block (kept in ``cache``, a dict-like)."""
+    key = ("strings-starts", entry["segment"])
+    starts = cache.get(key) if hasattr(cache, "get") else None
+    if starts is None:
+        starts = np.zeros(len(entry["block_rows"]) + 1, np.int64)
+        np.cumsum(entry["block_rows"], out=starts[1:])
+        if starts[-1] != rows or len(entry["block_rows"]) != len(container.segments[entry["segment"]]["blocks"]):
+            raise FormatError(f"column {entry.get('name')!r}: its blocks do not hold {rows} rows", path=container.path)
+        cache[key] = starts
+    if not 0 <= row < rows:
+        raise IndexError(f"row {row} outside 0..{rows - 1}")
+    k = int(np.searchsorted(starts, row, side="right")) - 1
+    bkey = ("strings-block", entry["segment"], k)
+    block = cache.get(bkey) if hasattr(cache, "get") else None
+    if block is None:
+        local, body = parse_block(container.frame_data(entry["segment"], k), f"column {entry.get('name')!r}", container.path)
+        if len(local) != entry["block_rows"][k] + 1:
+            raise FormatError(f"column {entry.get('name')!r}: block {k} holds {len(local) - 1} rows", path=container.path)
+        block = (local, bytes(body))
+        cache[bkey] = block
+    local, body = block
+    i = row - int(starts[k])
+    return body[local[i] : local[i + 1]].decode("utf-8")

@@ -531,8 +531,9 @@ class _Job:
 
     def finish_images(self) -> None:
         lists = [ids for ids, _ in self.image_counts.values()]
-        ids = np.unique(np.concatenate(lists)) if lists else np.zeros(0, np.uint64)
-        ids = ids.astype(np.uint64)
+        # Each list is sorted and unique: a stable sort merges them in linear time, then drop repeats.
+        merged = np.sort(np.concatenate(lists), kind="stable") if lists else np.zeros(0, np.uint64)
+        ids = _runs(merged)[0]
         n = len(ids)
         w = self.writer
         bits = max(1, min(24, n.bit_length() - 1))
@@ -584,7 +585,9 @@ class _Job:
         row_image = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
         pos = conf > 0
         n_codes = max(len(self.vocab.codes), 1)
-        pairs = np.unique(codes[pos].astype(np.int64) * (1 << 32) + row_image[pos])
+        pairs = np.sort(codes[pos].astype(np.int64) * (1 << 32) + row_image[pos])
+        if len(pairs) > 1:
+            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
         class_offsets = np.zeros(n_codes + 1, np.int64)
         np.cumsum(np.bincount(pairs >> 32, minlength=n_codes), out=class_offsets[1:])
         entry["positive_images"] = {
@@ -627,18 +630,22 @@ def _rank_within(positions: np.ndarray) -> np.ndarray:
 
 
 def _take(col: C.Decoded, positions: np.ndarray) -> C.Decoded:
+    """The rows ``positions`` of a decoded column, in that order."""
     if col.encoding == "strings":
-        starts, stops = col.offsets[positions], col.offsets[positions + 1]
-        lengths = stops - starts
-        offsets = np.zeros(len(positions) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
         if _is_contiguous(positions):
-            lo = int(starts[0]) if len(positions) else 0
-            data = col.data[lo : lo + int(offsets[-1])]
-        else:
-            buf = memoryview(col.data)
-            data = b"".join(buf[a:b] for a, b in zip(starts.tolist(), stops.tolist()))
-        return C.Decoded("strings", offsets=offsets, data=data)
+            lo = int(positions[0]) if len(positions) else 0
+            offsets = col.offsets[lo : lo + len(positions) + 1]
+            base = int(offsets[0])
+            return C.Decoded("strings", offsets=offsets - base, data=memoryview(col.data)[base : int(offsets[-1])])
+        import pyarrow as pa
+
+        arr = pa.LargeStringArray.from_buffers(len(col.offsets) - 1, pa.py_buffer(col.offsets), pa.py_buffer(col.data))
+        taken = arr.take(pa.array(positions, pa.int64()))
+        n = len(taken)
+        offsets = np.frombuffer(taken.buffers()[1], np.int64, n + 1, taken.offset * 8)
+        data = taken.buffers()[2]
+        base = int(offsets[0])
+        return C.Decoded("strings", offsets=offsets - base, data=memoryview(data if data is not None else b"")[base : int(offsets[-1])])
     return C.Decoded(
         col.encoding,
         values=col.values[positions],

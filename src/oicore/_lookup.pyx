@@ -1,0 +1,734 @@
+# cython: freethreading_compatible = False
+"""The lookups' hot paths: image IDs to indexes, labels and boxes per image and per class.
+
+Everything here reads raw, memory-mapped segments through guards that check
+each 1 MiB block's CRC-32C the first time it is touched (oic_lookup.h). The
+Python layer (``oicore.release``) builds these objects lazily, on first use.
+"""
+
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+import numpy as np
+cimport numpy as cnp
+
+from oicore.errors import ChecksumError, FormatError, InvalidImageIDError
+
+cnp.import_array()
+
+cdef extern from "oic_lookup.h" nogil:
+    void oic_crc32c_init()
+    ctypedef struct oic_guard:
+        const uint8_t *base
+        size_t length
+        const uint32_t *crcs
+        uint8_t *checked
+    int64_t oic_guard_check(const oic_guard *g, size_t lo, size_t hi)
+    ctypedef struct oic_col:
+        const oic_guard *guard
+        int width
+        int kind
+        double divisor
+        int64_t constant
+    int64_t oic_col_int(const oic_col *c, size_t row)
+    double oic_col_double(const oic_col *c, size_t row)
+    int64_t oic_col_check(const oic_col *c, size_t lo, size_t hi)
+    int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
+    int oic_parse_hex_id(const char *s, size_t n, uint64_t *out)
+    int OIC_COL_UNSIGNED, OIC_COL_SIGNED, OIC_COL_FLOAT
+
+oic_crc32c_init()
+
+_WIDTH = {"u1": (1, 0), "u2": (2, 0), "u4": (4, 0), "u8": (8, 0), "i1": (1, 1), "i2": (2, 1), "i4": (4, 1), "i8": (8, 1)}
+cdef uint8_t _EMPTY = 0
+
+
+cdef class Segment:
+    """A raw segment of the map and its per-block CRC guard."""
+
+    cdef oic_guard g
+    cdef const uint8_t[::1] view
+    cdef uint32_t[::1] crcs
+    cdef uint8_t[::1] checked
+    cdef readonly int index
+    cdef readonly object path
+    cdef readonly size_t length
+    cdef object _offset
+
+    def __init__(self, container, int index):
+        seg = container.segments[index]
+        if seg["codec"] != "raw":
+            raise FormatError(f"segment {index} is {seg['codec']}, not raw", path=container.path, byte_offset=seg["offset"])
+        self.index = index
+        self.path = container.path
+        self._offset = seg["offset"]
+        self.length = seg["length"]
+        self.view = container.view[seg["offset"] : seg["offset"] + seg["length"]]
+        self.crcs = np.array([b[2] for b in seg["blocks"]], dtype=np.uint32)
+        self.checked = container._checked[index]
+        self.g.base = &self.view[0] if self.length else &_EMPTY
+        self.g.length = self.length
+        self.g.crcs = &self.crcs[0] if len(self.crcs) else NULL
+        self.g.checked = &self.checked[0] if len(self.checked) else NULL
+
+    cdef int check(self, size_t lo, size_t hi) except -1:
+        cdef int64_t bad
+        if hi > self.length:
+            raise FormatError(f"segment {self.index}: bytes [{lo}, {hi}) past its {self.length}", path=self.path, byte_offset=self._offset)
+        with nogil:
+            bad = oic_guard_check(&self.g, lo, hi)
+        if bad >= 0:
+            self.bad(bad)
+        return 0
+
+    cdef int bad(self, int64_t block) except -1:
+        raise ChecksumError(
+            f"segment {self.index} block {block}: CRC-32C mismatch",
+            path=self.path,
+            byte_offset=self._offset + block * (1 << 20),
+            segment=self.index,
+            block=block,
+        )
+
+    def array(self, dtype):
+        """The whole segment as a numpy view, every block checked."""
+        self.check(0, self.length)
+        return np.frombuffer(self.view, dtype=dtype)
+
+
+cdef class Column:
+    """One raw column read row by row (any stored width), or a constant."""
+
+    cdef oic_col c
+    cdef readonly Segment segment
+    cdef readonly size_t rows
+
+    def __init__(self, container, entry, size_t rows):
+        enc = entry["encoding"]
+        self.rows = rows
+        self.c.divisor = 1.0
+        self.c.constant = 0
+        if entry.get("segment") is None:
+            if enc != "dict":
+                raise FormatError(f"column {entry['name']!r}: no segment", path=container.path)
+            self.c.guard = NULL
+            self.segment = None
+            return
+        self.segment = Segment(container, entry["segment"])
+        if enc == "float64":
+            self.c.width, self.c.kind = 8, OIC_COL_FLOAT
+        else:
+            try:
+                self.c.width, signed = _WIDTH[entry["dtype"]]
+            except KeyError:
+                raise FormatError(f"column {entry['name']!r}: unknown dtype {entry.get('dtype')!r}", path=container.path) from None
+            self.c.kind = OIC_COL_SIGNED if signed else OIC_COL_UNSIGNED
+        if enc == "decimal":
+            self.c.divisor = 10.0 ** int(entry["scale"])
+        if self.segment.length != rows * <size_t>self.c.width:
+            raise FormatError(
+                f"column {entry['name']!r}: expected {rows} × {self.c.width} bytes, got {self.segment.length}",
+                path=container.path,
+            )
+        self.c.guard = &self.segment.g
+
+    cdef inline int check(self, size_t lo, size_t hi) except -1:
+        cdef int64_t bad
+        if self.segment is None:
+            return 0
+        bad = oic_col_check(&self.c, lo, hi)
+        if bad >= 0:
+            self.segment.bad(bad)
+        return 0
+
+
+cdef class Offsets:
+    """A CSR offsets array (u4 or u8): items of entry i are [o[i], o[i+1])."""
+
+    cdef readonly Column col
+    cdef size_t n  # entries (n_items + 1)
+    cdef size_t limit
+
+    def __init__(self, container, segment, dtype, size_t n, size_t limit):
+        self.col = Column(container, {"name": "offsets", "encoding": "int", "segment": segment, "dtype": dtype}, n)
+        self.n = n
+        self.limit = limit
+
+    cdef int range(self, size_t i, size_t *lo, size_t *hi) except -1:
+        self.col.check(i, i + 2)
+        lo[0] = <size_t>oic_col_int(&self.col.c, i)
+        hi[0] = <size_t>oic_col_int(&self.col.c, i + 1)
+        if lo[0] > hi[0] or hi[0] > self.limit:
+            raise FormatError(f"offsets [{lo[0]}, {hi[0]}) at {i} outside 0..{self.limit}", path=self.col.segment.path)
+        return 0
+
+
+cdef int to_id(object x, uint64_t *out) except -1:
+    """A 16-hex string (either case), a Python int or a numpy integer, as a uint64."""
+    cdef const char *s
+    cdef Py_ssize_t n
+    if isinstance(x, str):
+        s = PyUnicode_AsUTF8AndSize(x, &n)
+        if oic_parse_hex_id(s, <size_t>n, out) != 0:
+            raise InvalidImageIDError(f"expected an image ID of 16 hex digits, got {x!r}")
+        return 0
+    if isinstance(x, bool) or not (isinstance(x, int) or isinstance(x, np.integer)):
+        raise InvalidImageIDError(f"expected an image ID (16 hex digits or an integer), got {type(x).__name__} {x!r}")
+    v = int(x)
+    if not 0 <= v < 2**64:
+        raise InvalidImageIDError(f"expected an image ID within uint64, got {v}")
+    out[0] = <uint64_t>v
+    return 0
+
+
+def parse_id(x):
+    """An image ID as a Python int (InvalidImageIDError when malformed)."""
+    cdef uint64_t v
+    to_id(x, &v)
+    return v
+
+
+cdef class ImageIndex:
+    """Sorted unique image IDs and the bucket table on their top bits."""
+
+    cdef Segment ids_seg, buckets_seg
+    cdef const uint64_t *ids
+    cdef const uint32_t *buckets
+    cdef readonly size_t n
+    cdef int bits
+    cdef object path
+
+    def __init__(self, container, entry):
+        self.path = container.path
+        self.n = entry["count"]
+        self.bits = entry["bucket_bits"]
+        if not 1 <= self.bits <= 24 or entry.get("buckets_dtype", "u4") != "u4":
+            raise FormatError(f"image buckets: expected 1..24 bits of u4, got {self.bits}", path=self.path)
+        self.ids_seg = Segment(container, entry["ids"])
+        self.buckets_seg = Segment(container, entry["buckets"])
+        if self.ids_seg.length != self.n * 8 or self.buckets_seg.length != ((<size_t>1 << self.bits) + 1) * 4:
+            raise FormatError("image IDs or buckets: sizes do not match the count", path=self.path)
+        self.ids = <const uint64_t *>self.ids_seg.g.base
+        self.buckets = <const uint32_t *>self.buckets_seg.g.base
+
+    cdef int64_t find(self, uint64_t id) except -2:
+        cdef uint64_t top = id >> (64 - self.bits)
+        cdef size_t lo, hi
+        self.buckets_seg.check(top * 4, top * 4 + 8)
+        lo, hi = self.buckets[top], self.buckets[top + 1]
+        if hi > self.n or lo > hi:
+            raise FormatError(f"image bucket {top}: [{lo}, {hi}) outside the {self.n} IDs", path=self.path)
+        self.ids_seg.check(lo * 8, hi * 8)
+        return oic_find_image(self.ids, self.n, self.buckets, self.bits, id)
+
+    def index(self, image_id):
+        """The index of an image ID, or -1."""
+        cdef uint64_t v
+        to_id(image_id, &v)
+        return self.find(v)
+
+    def find_many(self, cnp.ndarray ids_array):
+        """Indexes (int64, -1 when absent) of a uint64 array of IDs; the GIL is released."""
+        cdef const uint64_t[::1] ids = np.ascontiguousarray(ids_array, dtype=np.uint64)
+        cdef Py_ssize_t i, n = ids.shape[0]
+        out = np.empty(n, np.int64)
+        cdef int64_t[::1] o = out
+        self.ids_seg.check(0, self.ids_seg.length)
+        self.buckets_seg.check(0, self.buckets_seg.length)
+        # Whole segments checked: the loop below reads only sound bytes. Buckets were checked monotone
+        # by oicore.store when the release opened them for batches.
+        with nogil:
+            for i in range(n):
+                o[i] = oic_find_image(self.ids, self.n, self.buckets, self.bits, ids[i])
+        return out
+
+
+cdef class LabelTable:
+    """One image-level label table (human or machine): offsets per image, codes, confidences, sources."""
+
+    cdef readonly Offsets offsets
+    cdef readonly Column code, confidence, source
+    cdef uint8_t source_map[256]
+    cdef readonly int is_human
+
+    def __init__(self, container, entry, size_t n_images, list source_codes, int is_human):
+        rows = entry["rows"]
+        cols = {c["name"]: c for c in entry["columns"]}
+        ir = entry["image_rows"]
+        self.offsets = Offsets(container, ir["segment"], ir["dtype"], n_images + 1, entry.get("lookup_rows", rows))
+        self.code = Column(container, cols["LabelName"], rows)
+        self.confidence = Column(container, cols["Confidence"], rows)
+        self.source = Column(container, cols["Source"], rows) if "Source" in cols else None
+        if len(source_codes) > 256:
+            raise FormatError("more than 256 Source values", path=container.path)
+        for k in range(256):
+            self.source_map[k] = 255
+        for k, code in enumerate(source_codes):
+            self.source_map[k] = code
+        self.is_human = is_human
+
+
+cdef class Labels:
+    """The image-level labels of one image: human rows first, then machine, each in file order.
+
+    ``label`` (int32 codes into ``release.mids``), ``confidence`` (float32) and ``source`` (uint8 codes into
+    ``release.sources``) are numpy arrays; ``mids`` and ``names`` are lists of str.
+    """
+
+    cdef readonly object label, confidence, source
+    cdef object _release
+
+    def __len__(self):
+        return len(self.label)
+
+    @property
+    def mids(self):
+        return self._release._mid_list(self.label)
+
+    @property
+    def names(self):
+        return self._release._name_list(self.label)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "LabelName": self.mids,
+                "DisplayName": self.names,
+                "Confidence": self.confidence,
+                "Source": [self._release.sources[s] for s in self.source],
+            }
+        )
+
+    def __repr__(self):
+        return f"<Labels: {len(self.label)} rows>"
+
+
+cdef int _source_filter(object source, list tables, uint8_t *want_table, int *want_source, list sources) except -1:
+    cdef int t
+    want_source[0] = -1
+    for t in range(len(tables)):
+        want_table[t] = 1
+    if source is None:
+        return 0
+    if source == "human" or source == "machine":
+        for t in range(len(tables)):
+            want_table[t] = (<LabelTable>tables[t]).is_human == (source == "human")
+        return 0
+    try:
+        want_source[0] = sources.index(source)
+    except ValueError:
+        raise ValueError(f"unknown source {source!r}; expected 'human', 'machine' or one of {sources}") from None
+    return 0
+
+
+cdef class LabelLookup:
+    """``labels()`` and ``labels_many()`` over the release's label tables."""
+
+    cdef ImageIndex images
+    cdef list tables
+    cdef object release
+    cdef list sources
+
+    def __init__(self, ImageIndex images, list tables, release, list sources):
+        self.images = images
+        self.tables = tables
+        self.release = release
+        self.sources = sources
+
+    def labels(self, image_id, source=None, min_confidence=None):
+        cdef uint64_t id
+        cdef int64_t i
+        cdef size_t lo[4]
+        cdef size_t hi[4]
+        cdef size_t total = 0, r, k = 0
+        cdef int t, nt = len(self.tables)
+        cdef uint8_t want_table[4]
+        cdef int want_source
+        cdef LabelTable tab
+        cdef double threshold = -1e300
+        cdef double v
+        cdef uint8_t s
+        to_id(image_id, &id)
+        i = self.images.find(id)
+        if i < 0:
+            raise KeyError(f"image {id:016x} is in no table of this release")
+        _source_filter(source, self.tables, want_table, &want_source, self.sources)
+        if min_confidence is not None:
+            threshold = float(min_confidence)
+        for t in range(nt):
+            tab = self.tables[t]
+            tab.offsets.range(<size_t>i, &lo[t], &hi[t])
+            if want_table[t]:
+                total += hi[t] - lo[t]
+                tab.code.check(lo[t], hi[t])
+                tab.confidence.check(lo[t], hi[t])
+                if tab.source is not None:
+                    tab.source.check(lo[t], hi[t])
+        cdef cnp.ndarray label = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_INT32, 0)
+        cdef cnp.ndarray conf = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_FLOAT32, 0)
+        cdef cnp.ndarray src = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_UINT8, 0)
+        cdef int32_t *pl = <int32_t *>cnp.PyArray_DATA(label)
+        cdef float *pc = <float *>cnp.PyArray_DATA(conf)
+        cdef uint8_t *ps = <uint8_t *>cnp.PyArray_DATA(src)
+        for t in range(nt):
+            if not want_table[t]:
+                continue
+            tab = self.tables[t]
+            for r in range(lo[t], hi[t]):
+                v = oic_col_double(&tab.confidence.c, r)
+                s = tab.source_map[oic_col_int(&tab.source.c, r) & 255] if tab.source is not None else 255
+                if v < threshold or (want_source >= 0 and s != want_source):
+                    continue
+                pl[k] = <int32_t>oic_col_int(&tab.code.c, r)
+                pc[k] = <float>v
+                ps[k] = s
+                k += 1
+        if k != total:
+            label, conf, src = label[:k], conf[:k], src[:k]
+        cdef Labels out = Labels.__new__(Labels)
+        out.label, out.confidence, out.source, out._release = label, conf, src, self.release
+        return out
+
+    def labels_many(self, cnp.ndarray ids, source=None, min_confidence=None, missing="raise"):
+        """Ragged labels of many images: (offsets int64[n+1], label int32, confidence float32, source uint8)."""
+        cdef int64_t[::1] index = self.images.find_many(ids)
+        cdef Py_ssize_t n = index.shape[0], j
+        cdef int t, nt = len(self.tables)
+        cdef uint8_t want_table[4]
+        cdef int want_source
+        cdef double threshold = -1e300
+        cdef LabelTable tab
+        if missing not in ("raise", "empty"):
+            raise ValueError(f"missing must be 'raise' or 'empty', got {missing!r}")
+        _source_filter(source, self.tables, want_table, &want_source, self.sources)
+        if min_confidence is not None:
+            threshold = float(min_confidence)
+        if missing == "raise":
+            bad = np.flatnonzero(np.asarray(index) < 0)
+            if len(bad):
+                raise KeyError(f"image {int(ids[bad[0]]):016x} (at index {bad[0]}) is in no table of this release")
+        # Whole columns checked once: the loops then read only sound bytes.
+        for t in range(nt):
+            tab = self.tables[t]
+            tab.offsets.col.check(0, tab.offsets.n)
+            if want_table[t]:
+                tab.code.check(0, tab.code.rows)
+                tab.confidence.check(0, tab.confidence.rows)
+                if tab.source is not None:
+                    tab.source.check(0, tab.source.rows)
+        offsets = np.zeros(n + 1, np.int64)
+        cdef int64_t[::1] off = offsets
+        cdef size_t total = 0, lo, hi, r, k = 0
+        cdef const oic_col *oc[4]
+        cdef const oic_col *cc[4]
+        cdef const oic_col *lc[4]
+        cdef const oic_col *sc[4]
+        cdef uint8_t *smap[4]
+        cdef size_t limit[4]
+        for t in range(nt):
+            tab = self.tables[t]
+            oc[t] = &tab.offsets.col.c
+            cc[t] = &tab.confidence.c
+            lc[t] = &tab.code.c
+            sc[t] = &tab.source.c if tab.source is not None else NULL
+            smap[t] = tab.source_map
+            limit[t] = tab.offsets.limit
+        cdef int bad_offsets = 0
+        with nogil:
+            for j in range(n):
+                if index[j] >= 0:
+                    for t in range(nt):
+                        if want_table[t]:
+                            lo = <size_t>oic_col_int(oc[t], index[j])
+                            hi = <size_t>oic_col_int(oc[t], index[j] + 1)
+                            if lo > hi or hi > limit[t]:
+                                bad_offsets = 1
+                                break
+                            total += hi - lo
+                off[j + 1] = total
+        if bad_offsets:
+            raise FormatError("image row offsets outside their table", path=self.images.path)
+        label = np.empty(total, np.int32)
+        conf = np.empty(total, np.float32)
+        src = np.empty(total, np.uint8)
+        cdef int32_t[::1] pl = label
+        cdef float[::1] pc = conf
+        cdef uint8_t[::1] ps = src
+        cdef double v
+        cdef uint8_t s
+        with nogil:
+            for j in range(n):
+                if index[j] >= 0:
+                    for t in range(nt):
+                        if not want_table[t]:
+                            continue
+                        lo = <size_t>oic_col_int(oc[t], index[j])
+                        hi = <size_t>oic_col_int(oc[t], index[j] + 1)
+                        for r in range(lo, hi):
+                            v = oic_col_double(cc[t], r)
+                            s = smap[t][oic_col_int(sc[t], r) & 255] if sc[t] != NULL else 255
+                            if v < threshold or (want_source >= 0 and s != want_source):
+                                continue
+                            pl[k] = <int32_t>oic_col_int(lc[t], r)
+                            pc[k] = <float>v
+                            ps[k] = s
+                            k += 1
+                off[j + 1] = k
+        return offsets, label[:k], conf[:k], src[:k]
+
+
+cdef class BoxTable:
+    """The boxes table's lookup columns: offsets per image, row images, the class index."""
+
+    cdef readonly Offsets offsets
+    cdef readonly Column code, source, conf
+    cdef readonly Column xmin, xmax, ymin, ymax
+    cdef readonly list flags  # five Columns or None (absent: -1)
+    cdef readonly Column row_image
+    cdef readonly Offsets class_offsets
+    cdef readonly Column class_rows
+    cdef uint8_t source_map[256]
+    cdef readonly size_t rows
+
+    def __init__(self, container, entry, size_t n_images, size_t n_codes, list source_codes):
+        rows = entry.get("lookup_rows", entry["rows"])
+        all_rows = entry["rows"]
+        self.rows = rows
+        cols = {c["name"]: c for c in entry["columns"]}
+        ir = entry["image_rows"]
+        self.offsets = Offsets(container, ir["segment"], ir["dtype"], n_images + 1, rows)
+        self.code = Column(container, cols["LabelName"], all_rows)
+        self.source = Column(container, cols["Source"], all_rows) if "Source" in cols else None
+        self.xmin = Column(container, cols["XMin"], all_rows)
+        self.xmax = Column(container, cols["XMax"], all_rows)
+        self.ymin = Column(container, cols["YMin"], all_rows)
+        self.ymax = Column(container, cols["YMax"], all_rows)
+        self.flags = [Column(container, cols[f], all_rows) if f in cols else None for f in FLAGS]
+        self.row_image = Column(container, {"name": "row_image", "encoding": "int", "segment": entry["row_image"], "dtype": "u4"}, rows)
+        cr = entry["class_rows"]
+        self.class_offsets = Offsets(container, cr["offsets"], "u4", n_codes + 1, rows)
+        self.class_rows = Column(container, {"name": "class_rows", "encoding": "int", "segment": cr["rows"], "dtype": "u4"}, rows)
+        for k in range(256):
+            self.source_map[k] = 255
+        for k, code in enumerate(source_codes):
+            self.source_map[k] = code
+
+
+FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
+
+
+cdef class Boxes:
+    """Boxes: ``image_id`` (uint64), ``label`` (int32 codes), ``boxes`` (N×4 float32: XMin, XMax, YMin, YMax),
+    the five flags (int8, −1 unknown), ``source`` and ``split`` (uint8 codes into ``release.sources`` and
+    ``release.splits``)."""
+
+    cdef readonly object image_id, label, boxes, is_occluded, is_truncated, is_group_of, is_depiction, is_inside
+    cdef readonly object source, split
+    cdef object _release
+
+    def __len__(self):
+        return len(self.image_id)
+
+    @property
+    def xmin(self):
+        return self.boxes[:, 0]
+
+    @property
+    def xmax(self):
+        return self.boxes[:, 1]
+
+    @property
+    def ymin(self):
+        return self.boxes[:, 2]
+
+    @property
+    def ymax(self):
+        return self.boxes[:, 3]
+
+    @property
+    def mids(self):
+        return self._release._mid_list(self.label)
+
+    @property
+    def names(self):
+        return self._release._name_list(self.label)
+
+    def to_pandas(self):
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "ImageID": [f"{int(i):016x}" for i in self.image_id],
+                "LabelName": self.mids,
+                "XMin": self.boxes[:, 0],
+                "XMax": self.boxes[:, 1],
+                "YMin": self.boxes[:, 2],
+                "YMax": self.boxes[:, 3],
+                "IsOccluded": self.is_occluded,
+                "IsTruncated": self.is_truncated,
+                "IsGroupOf": self.is_group_of,
+                "IsDepiction": self.is_depiction,
+                "IsInside": self.is_inside,
+                "Source": [self._release.sources[s] if s < len(self._release.sources) else None for s in self.source],
+                "split": [self._release.splits[s] if s < len(self._release.splits) else None for s in self.split],
+            }
+        )
+
+    def __repr__(self):
+        return f"<Boxes: {len(self.image_id)} rows>"
+
+
+cdef class BoxLookup:
+    """``boxes_for_image()`` and ``boxes()`` (per class) over the boxes table."""
+
+    cdef ImageIndex images
+    cdef BoxTable table
+    cdef object release
+    cdef const uint8_t *splits
+    cdef Segment split_seg
+
+    def __init__(self, ImageIndex images, BoxTable table, release, container, split_segment):
+        self.images, self.table, self.release = images, table, release
+        self.split_seg = Segment(container, split_segment)
+        if self.split_seg.length != images.n:
+            raise FormatError("image splits: size does not match the image count", path=container.path)
+        self.splits = self.split_seg.g.base
+
+    cdef Boxes gather(self, const uint32_t *rows, size_t lo, size_t hi, int split_filter):
+        """Rows [lo, hi) (or rows[lo:hi] when rows is not NULL), keeping one split when split_filter >= 0."""
+        cdef BoxTable t = self.table
+        cdef size_t n = hi - lo, i, r, k = 0
+        cdef int f
+        cdef uint32_t img
+        image_id = np.empty(n, np.uint64)
+        label = np.empty(n, np.int32)
+        boxes = np.empty((n, 4), np.float32)
+        flags = np.empty((5, n), np.int8)
+        source = np.empty(n, np.uint8)
+        split = np.empty(n, np.uint8)
+        cdef uint64_t[::1] pid = image_id
+        cdef int32_t[::1] pl = label
+        cdef float[:, ::1] pb = boxes
+        cdef int8_t[:, ::1] pf = flags
+        cdef uint8_t[::1] ps = source
+        cdef uint8_t[::1] psp = split
+        cdef const oic_col *fc[5]
+        for f in range(5):
+            fc[f] = &(<Column>t.flags[f]).c if t.flags[f] is not None else NULL
+        cdef const oic_col *sc = &t.source.c if t.source is not None else NULL
+        cdef uint8_t sp
+        cdef int damaged = 0
+        with nogil:
+            for i in range(lo, hi):
+                r = rows[i] if rows != NULL else i
+                if r >= t.rows:
+                    damaged = 1
+                    break
+                img = <uint32_t>oic_col_int(&t.row_image.c, r)
+                if img >= self.images.n:
+                    damaged = 1
+                    break
+                sp = self.splits[img]
+                if split_filter >= 0 and sp != split_filter:
+                    continue
+                pid[k] = self.images.ids[img]
+                pl[k] = <int32_t>oic_col_int(&t.code.c, r)
+                pb[k, 0] = <float>oic_col_double(&t.xmin.c, r)
+                pb[k, 1] = <float>oic_col_double(&t.xmax.c, r)
+                pb[k, 2] = <float>oic_col_double(&t.ymin.c, r)
+                pb[k, 3] = <float>oic_col_double(&t.ymax.c, r)
+                for f in range(5):
+                    pf[f, k] = <int8_t>oic_col_int(fc[f], r) if fc[f] != NULL else -1
+                ps[k] = t.source_map[oic_col_int(sc, r) & 255] if sc != NULL else 255
+                psp[k] = sp
+                k += 1
+        if damaged:
+            raise FormatError("box rows or row images outside their table", path=self.images.path)
+        cdef Boxes out = Boxes.__new__(Boxes)
+        out.image_id = image_id[:k]
+        out.label = label[:k]
+        out.boxes = boxes[:k] if k != n else boxes
+        out.is_occluded = flags[0, :k]
+        out.is_truncated = flags[1, :k]
+        out.is_group_of = flags[2, :k]
+        out.is_depiction = flags[3, :k]
+        out.is_inside = flags[4, :k]
+        out.source = source[:k]
+        out.split = split[:k]
+        out._release = self.release
+        return out
+
+    cdef int check_all(self) except -1:
+        cdef BoxTable t = self.table
+        for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
+            if col is not None:
+                (<Column>col).check(0, t.rows)
+        self.split_seg.check(0, self.split_seg.length)
+        self.images.ids_seg.check(0, self.images.ids_seg.length)
+        return 0
+
+    def for_image(self, image_id):
+        cdef uint64_t id
+        cdef int64_t i
+        cdef size_t lo, hi
+        to_id(image_id, &id)
+        i = self.images.find(id)
+        if i < 0:
+            raise KeyError(f"image {id:016x} is in no table of this release")
+        self.table.offsets.range(<size_t>i, &lo, &hi)
+        cdef BoxTable t = self.table
+        for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
+            if col is not None:
+                (<Column>col).check(lo, hi)
+        self.split_seg.check(<size_t>i, <size_t>i + 1)
+        return self.gather(NULL, lo, hi, -1)
+
+    def for_images(self, cnp.ndarray ids, missing="raise"):
+        """Ragged boxes of many images: (offsets int64[n+1], Boxes)."""
+        cdef int64_t[::1] index = self.images.find_many(ids)
+        if missing not in ("raise", "empty"):
+            raise ValueError(f"missing must be 'raise' or 'empty', got {missing!r}")
+        if missing == "raise":
+            bad = np.flatnonzero(np.asarray(index) < 0)
+            if len(bad):
+                raise KeyError(f"image {int(ids[bad[0]]):016x} (at index {bad[0]}) is in no table of this release")
+        self.check_all()
+        self.table.offsets.col.check(0, self.table.offsets.n)
+        cdef Py_ssize_t j, n = index.shape[0]
+        offsets = np.zeros(n + 1, np.int64)
+        cdef int64_t[::1] off = offsets
+        cdef size_t lo, hi, total = 0
+        cdef const oic_col *oc = &self.table.offsets.col.c
+        for j in range(n):
+            if index[j] >= 0:
+                lo = <size_t>oic_col_int(oc, index[j])
+                hi = <size_t>oic_col_int(oc, index[j] + 1)
+                if lo > hi or hi > self.table.rows:
+                    raise FormatError("image row offsets outside the boxes table", path=self.images.path)
+                total += hi - lo
+            off[j + 1] = total
+        rows = np.empty(total, np.uint32)
+        cdef uint32_t[::1] pr = rows
+        cdef size_t k = 0, r
+        with nogil:
+            for j in range(n):
+                if index[j] >= 0:
+                    lo = <size_t>oic_col_int(oc, index[j])
+                    hi = <size_t>oic_col_int(oc, index[j] + 1)
+                    for r in range(lo, hi):
+                        pr[k] = <uint32_t>r
+                        k += 1
+        return offsets, self.gather(&pr[0] if total else NULL, 0, total, -1)
+
+    def for_class(self, size_t code, int split_filter=-1):
+        cdef size_t lo, hi
+        cdef BoxTable t = self.table
+        self.table.class_offsets.range(code, &lo, &hi)
+        self.check_all()
+        t.class_rows.check(lo, hi)
+        if hi == lo:
+            return self.gather(NULL, 0, 0, split_filter)
+        return self.gather(<const uint32_t *>t.class_rows.segment.g.base, lo, hi, split_filter)

@@ -1,0 +1,692 @@
+"""``oicore.open``: a converted release, opened in milliseconds, looked up in microseconds.
+
+open → index → lookup: ``open`` memory-maps the ``.oic`` file and checks its
+header, footer and directory, nothing more. The first lookup of each kind
+builds its small C-level view of the segments it reads (``oicore._lookup``);
+the MID↔name maps and the hierarchy load on first use too. Segments are
+checked block by block (CRC-32C) the first time they are touched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from oicore import _lookup
+from oicore.classes import Classes
+from oicore.errors import FormatError
+from oicore.hierarchy import Hierarchy
+from oicore.store import Store
+
+__all__ = ["open", "Release", "ImageInfo", "Labels", "Boxes", "LabelsBatch", "BoxesBatch"]
+
+Labels = _lookup.Labels
+Boxes = _lookup.Boxes
+SPLITS = ("train", "validation", "test")
+DEFAULT_CACHE_BYTES = 64 << 20
+_LABEL_TABLES = ("human_labels", "machine_labels")
+_open_releases: "weakref.WeakSet[Release]" = weakref.WeakSet()
+
+
+def open(path, *, verify: bool = False, cache_bytes: int = DEFAULT_CACHE_BYTES) -> "Release":
+    """Open an ``.oic`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``oicore convert``.
+    verify : bool
+        Check every block's CRC-32C now (otherwise each block is checked the first time a lookup reads it).
+    cache_bytes : int
+        Bound on decoded text blocks and per-class results kept per Release (default 64 MiB).
+
+    Returns
+    -------
+    Release
+
+    Raises
+    ------
+    FormatError
+        Not an ``.oic`` file, truncated or damaged (``ChecksumError`` for a bad CRC).
+
+    Examples
+    --------
+    >>> import oicore
+    >>> with oicore.open("openimages-v3.oic") as release:  # doctest: +SKIP
+    ...     r = release.labels("000002b66c9c498e")
+    ...     r.mids, r.confidence
+    """
+    return Release(path, verify=verify, cache_bytes=cache_bytes)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One row of the images table. ``md5`` holds the original base64 text."""
+
+    image_id: str
+    subset: str | None = None
+    original_url: str | None = None
+    original_landing_url: str | None = None
+    license: str | None = None
+    author_profile_url: str | None = None
+    author: str | None = None
+    title: str | None = None
+    original_size: int | None = None
+    md5: str | None = None
+    thumbnail_300k_url: str | None = None
+    rotation: float | None = None
+
+
+_IMAGE_FIELDS = {
+    "Subset": "subset",
+    "OriginalURL": "original_url",
+    "OriginalLandingURL": "original_landing_url",
+    "License": "license",
+    "AuthorProfileURL": "author_profile_url",
+    "Author": "author",
+    "Title": "title",
+    "OriginalSize": "original_size",
+    "OriginalMD5": "md5",
+    "Thumbnail300KURL": "thumbnail_300k_url",
+    "Rotation": "rotation",
+}
+
+
+@dataclass(frozen=True)
+class LabelsBatch:
+    """Ragged labels of many images: image ``j`` has rows ``offsets[j]:offsets[j+1]`` of the flat arrays."""
+
+    offsets: np.ndarray
+    label: np.ndarray
+    confidence: np.ndarray
+    source: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, j: int):
+        a, b = self.offsets[j], self.offsets[j + 1]
+        return self.label[a:b], self.confidence[a:b], self.source[a:b]
+
+
+@dataclass(frozen=True)
+class BoxesBatch:
+    """Ragged boxes of many images: image ``j`` has rows ``offsets[j]:offsets[j+1]`` of ``boxes``."""
+
+    offsets: np.ndarray
+    boxes: Boxes
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+class _Cache:
+    """A bounded, thread-safe LRU of decoded blocks and per-class results, by bytes."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self.items: OrderedDict = OrderedDict()  # key -> (value, size)
+        self.lock = threading.Lock()
+
+    def get(self, key, default=None):
+        with self.lock:
+            hit = self.items.get(key)
+            if hit is None:
+                return default
+            self.items.move_to_end(key)
+            return hit[0]
+
+    def __contains__(self, key) -> bool:
+        return key in self.items
+
+    def __getitem__(self, key):
+        hit = self.get(key, _MISSING)
+        if hit is _MISSING:
+            raise KeyError(key)
+        return hit
+
+    def __setitem__(self, key, value):
+        self.put(key, value, len(value) if hasattr(value, "__len__") else 64)
+
+    def put(self, key, value, size: int) -> None:
+        if size > self.limit:
+            return
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = (value, size)
+            self.used += size
+            while self.used > self.limit and self.items:
+                _, (_, old_size) = self.items.popitem(last=False)
+                self.used -= old_size
+
+
+_MISSING = object()
+
+
+class Release:
+    """An opened ``.oic`` file. Safe to share between threads, picklable, and safe in forked workers.
+
+    Use ``oicore.open(path)``. A context manager: after ``close()``, arrays already returned stay valid and
+    any other use raises ``ValueError``.
+    """
+
+    def __init__(self, path, *, verify: bool = False, cache_bytes: int = DEFAULT_CACHE_BYTES):
+        self.path = os.path.abspath(os.fspath(path))
+        self._store = Store(self.path, verify=verify)
+        self._verify = verify
+        self._cache_bytes = cache_bytes
+        self.uuid = self._store.provenance.get("uuid")
+        self.size = self._store.container.size
+        self.release = self._store.provenance.get("release")
+        self._closed = False
+        self._reset()
+        _open_releases.add(self)
+
+    def _reset(self):
+        """Forget everything built lazily (at open, and in a forked child)."""
+        self._lock = threading.RLock()
+        self._cache = _Cache(self._cache_bytes)
+        self._image_index = None
+        self._label_lookup = None
+        self._box_lookup = None
+        self._classes = None
+        self._hierarchy = None
+        self._mids = None
+        self._images_table = None
+        self._sources = None
+
+    # ---- life cycle --------------------------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Close the file; arrays already returned keep the mapping alive."""
+        if self._closed:
+            return
+        self._closed = True
+        self._image_index = self._label_lookup = self._box_lookup = self._images_table = None
+        self._store.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError(f"operation on a closed Release ({self.path})")
+
+    def __reduce__(self):
+        return (_reopen, (self.path, self.uuid, self.size, self._verify, self._cache_bytes))
+
+    def __repr__(self):
+        state = "closed" if self._closed else f"{len(self):,} images"
+        return f"<oicore.Release {self.release} {self.path!r}: {state}>"
+
+    # ---- lazily built views ------------------------------------------------------------------
+
+    @property
+    def _images(self) -> _lookup.ImageIndex:
+        index = self._image_index
+        if index is None:
+            self._check_open()
+            with self._lock:
+                if self._image_index is None:
+                    self._image_index = _lookup.ImageIndex(self._store.container, self._store.directory["images"])
+                index = self._image_index
+        return index
+
+    @property
+    def sources(self) -> list[str]:
+        """Every Source value of the label and box tables; ``.source`` arrays are codes into this list."""
+        if self._sources is None:
+            seen: dict[str, None] = {}
+            for name in (*_LABEL_TABLES, "boxes"):
+                t = self._store.tables.get(name)
+                col = t.columns.get("Source") if t else None
+                if col is not None and col["encoding"] == "dict":
+                    for v in col["values"]:
+                        seen.setdefault(v, None)
+            self._sources = list(seen)
+        return self._sources
+
+    @property
+    def splits(self) -> list[str]:
+        """Split names; ``.split`` arrays are codes into this list (255: unknown)."""
+        return list(self._store.directory["images"].get("splits", SPLITS))
+
+    def _source_codes(self, table) -> list[int]:
+        col = table.columns.get("Source")
+        if col is None or col["encoding"] != "dict":
+            return []
+        return [self.sources.index(v) for v in col["values"]]
+
+    def _labels_lookup(self) -> _lookup.LabelLookup:
+        lookup = self._label_lookup
+        if lookup is None:
+            self._check_open()
+            with self._lock:
+                if self._label_lookup is None:
+                    tables = []
+                    n = self._images.n
+                    for name in _LABEL_TABLES:
+                        t = self._store.tables.get(name)
+                        if t is not None and "image_rows" in t.entry:
+                            tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
+                    self._label_lookup = _lookup.LabelLookup(self._images, tables, self, self.sources)
+                lookup = self._label_lookup
+        return lookup
+
+    def _boxes_lookup(self) -> _lookup.BoxLookup:
+        lookup = self._box_lookup
+        if lookup is None:
+            self._check_open()
+            with self._lock:
+                if self._box_lookup is None:
+                    t = self._store.tables.get("boxes")
+                    if t is None or "class_rows" not in t.entry:
+                        raise LookupError(f"{self.path} holds no boxes")
+                    d = self._store.directory
+                    table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
+                    self._box_lookup = _lookup.BoxLookup(self._images, table, self, self._store.container, d["images"]["split"])
+                lookup = self._box_lookup
+        return lookup
+
+    # ---- classes -----------------------------------------------------------------------------
+
+    @property
+    def mids(self) -> list[str]:
+        """The release vocabulary: ``.label`` codes index this list."""
+        if self._mids is None:
+            self._check_open()
+            self._mids = self._store.mids()
+        return self._mids
+
+    @property
+    def classes(self) -> Classes:
+        """MID ↔ display name maps and the class lists (``classes.lists["trainable"]``)."""
+        if self._classes is None:
+            self._check_open()
+            with self._lock:
+                if self._classes is None:
+                    self._classes = Classes.from_store(self._store, self.mids)
+        return self._classes
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        """The label hierarchy (``parents``, ``children``, ``ancestors``, ``descendants``)."""
+        if self._hierarchy is None:
+            self._check_open()
+            with self._lock:
+                if self._hierarchy is None:
+                    self._hierarchy = Hierarchy.from_store(self._store)
+        return self._hierarchy
+
+    def _mid_list(self, codes) -> list[str]:
+        mids = self.mids
+        return [mids[c] for c in codes.tolist()]
+
+    def _name_list(self, codes) -> list[str | None]:
+        names = self.classes.names_by_code
+        return [names[c] for c in codes.tolist()]
+
+    def label_code(self, label) -> int:
+        """A label given as a MID, a code or a display name, as its code."""
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            code = int(label)
+            if not 0 <= code < len(self.mids):
+                raise KeyError(f"label code {code} outside 0..{len(self.mids) - 1}")
+            return code
+        if not isinstance(label, str):
+            raise TypeError(f"expected a MID, a label code or a display name, got {type(label).__name__}")
+        code = self.classes.code_of_mid(label)
+        if code is not None:
+            return code
+        return self.classes.code_of_mid(self.classes.mid(label))
+
+    # ---- per image ---------------------------------------------------------------------------
+
+    def labels(self, image_id, source=None, min_confidence=None) -> Labels:
+        """Every image-level label row of an image: human tables first, then machine, each in file order.
+
+        ``source`` is ``"human"``, ``"machine"`` or an exact Source value; ``min_confidence`` keeps rows with
+        confidence ≥ it. Malformed IDs raise ``InvalidImageIDError``; IDs in no table raise ``KeyError``.
+        """
+        lookup = self._label_lookup
+        if lookup is None:
+            lookup = self._labels_lookup()
+        return lookup.labels(image_id, source, min_confidence)
+
+    def boxes_for_image(self, image_id) -> Boxes:
+        """The boxes of one image, in file order."""
+        lookup = self._box_lookup
+        if lookup is None:
+            lookup = self._boxes_lookup()
+        return lookup.for_image(image_id)
+
+    def image(self, image_id) -> ImageInfo:
+        """The images-table row of an image."""
+        self._check_open()
+        index = self._images.index(image_id)
+        if index < 0:
+            raise KeyError(f"image {_lookup.parse_id(image_id):016x} is in no table of this release")
+        t = self._store.tables.get("images")
+        if t is None:
+            raise KeyError(f"{self.path} has no images table")
+        offsets = t.image_rows()
+        lo, hi = int(offsets[index]), int(offsets[index + 1])
+        values = {"image_id": f"{_lookup.parse_id(image_id):016x}"}
+        if hi == lo:
+            raise KeyError(f"image {values['image_id']} has no row in the images table")
+        for name, entry in t.columns.items():
+            field_name = _IMAGE_FIELDS.get(name)
+            if field_name is None:
+                continue
+            values[field_name] = self._cell(t, name, entry, lo)
+        return ImageInfo(**values)
+
+    def _cell(self, table, name: str, entry: dict, row: int):
+        enc = entry["encoding"]
+        if enc == "strings":
+            from oicore.columns import string_row
+
+            return string_row(self._store.container, entry, table.rows, row, self._cache)
+        if enc not in ("code", "dict", "decimal", "int", "float64"):
+            from oicore import textcodec
+
+            return textcodec.text_row(self._store.container, entry, table.rows, row, self._cache)
+        col = table.column(name)
+        if col.nulls is not None and col.nulls[row]:
+            return None
+        if enc == "dict":
+            return col.dictionary[int(col.values[row])]
+        if enc == "code":
+            return self.mids[int(col.values[row])]
+        if enc == "decimal":
+            return float(col.values[row]) / 10.0 ** col.scale
+        if enc == "float64":
+            return float(col.values[row])
+        return int(col.values[row])
+
+    # ---- per class ---------------------------------------------------------------------------
+
+    def boxes(self, label, split=None) -> Boxes:
+        """The boxes of a class (MID, code or display name), ordered by split, then ImageID, then file order."""
+        code = self.label_code(label)
+        split_code = -1 if split is None else self._split_code(split)
+        key = ("boxes", code, split_code)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        result = self._boxes_lookup().for_class(code, split_code)
+        self._cache.put(key, result, 40 * len(result) + 200)
+        return result
+
+    def _split_code(self, split) -> int:
+        if split in ("val",):
+            split = "validation"
+        try:
+            return self.splits.index(split)
+        except ValueError:
+            raise ValueError(f"unknown split {split!r}; expected one of {self.splits}") from None
+
+    def images_with(self, label, source="human", positive=True, min_confidence=None, split=None) -> np.ndarray:
+        """Sorted unique uint64 IDs of the images with a label row for ``label``.
+
+        ``source`` is ``"human"``, ``"machine"``, ``"boxes"`` or an exact Source value; ``positive`` keeps rows
+        with confidence > 0 (False: confidence 0, the verified negatives; None: either).
+        """
+        code = self.label_code(label)
+        ids = self._images  # noqa: F841 - checks open
+        store = self._store
+        image_ids = store.images["ids"]
+        human = store.tables.get("human_labels")
+        if source == "human" and positive is True and min_confidence is None and human is not None and "positive_images" in human.entry:
+            spec = human.entry["positive_images"]
+            offsets = np.frombuffer(store.container.raw(spec["offsets"]), np.uint32)
+            if code + 1 >= len(offsets):
+                return np.zeros(0, np.uint64)
+            images = np.frombuffer(store.container.raw(spec["images"], int(offsets[code]) * 4, int(offsets[code + 1]) * 4), np.uint32)
+        else:
+            images = self._scan_images(code, source, positive, min_confidence)
+        if split is not None:
+            images = images[store.images["split"][images] == self._split_code(split)]
+        return image_ids[images]
+
+    def _scan_images(self, code, source, positive, min_confidence) -> np.ndarray:
+        names = {"human": ["human_labels"], "machine": ["machine_labels"], "boxes": ["boxes"]}.get(source, [*_LABEL_TABLES, "boxes"])
+        exact = source not in ("human", "machine", "boxes", None)
+        if exact and source not in self.sources:
+            raise ValueError(f"unknown source {source!r}; expected 'human', 'machine', 'boxes' or one of {self.sources}")
+        found = []
+        for name in names:
+            t = self._store.tables.get(name)
+            if t is None or "image_rows" not in t.entry:
+                continue
+            n = t.lookup_rows
+            keep = np.asarray(t.column("LabelName").values[:n]) == code
+            if exact:
+                src = t.column("Source") if "Source" in t.columns else None
+                if src is None:
+                    continue
+                values = np.asarray(src.values[:n]) if src.values is not None else np.zeros(n, np.uint8)
+                keep &= values == src.dictionary.index(source) if source in src.dictionary else False
+            if "Confidence" in t.columns and (positive is not None or min_confidence is not None):
+                conf = t.column("Confidence").floats()[:n]
+                if positive is True:
+                    keep &= conf > 0
+                elif positive is False:
+                    keep &= conf == 0
+                if min_confidence is not None:
+                    keep &= conf >= min_confidence
+            rows = np.flatnonzero(keep)
+            offsets = t.image_rows().astype(np.int64)
+            found.append(np.searchsorted(offsets, rows, side="right") - 1)
+        if not found:
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate(found))
+
+    def class_counts(self, table: str = "boxes"):
+        """Rows per label, split and source of ``table`` (``boxes``, ``human_labels`` or ``machine_labels``), as a
+        pandas DataFrame with columns ``LabelName``, ``split``, ``Source`` and ``count``."""
+        import pandas as pd
+
+        self._check_open()
+        t = self._store.tables.get(table)
+        if t is None or "image_rows" not in t.entry:
+            raise KeyError(f"no table {table!r} with image rows; expected one of {[n for n, x in self._store.tables.items() if 'image_rows' in x.entry]}")
+        n = t.lookup_rows
+        codes = np.asarray(t.column("LabelName").values[:n]).astype(np.int64)
+        offsets = t.image_rows().astype(np.int64)
+        split = self._store.images["split"][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))].astype(np.int64)
+        src_col = t.column("Source") if "Source" in t.columns else None
+        src = np.asarray(src_col.values[:n]).astype(np.int64) if src_col is not None else np.zeros(n, np.int64)
+        key = (codes * 256 + split) * 256 + src
+        uniq, counts = np.unique(key, return_counts=True)
+        mids = self.mids
+        dictionary = src_col.dictionary if src_col is not None else [None]
+        splits = self.splits
+        return pd.DataFrame(
+            {
+                "LabelName": [mids[k] for k in (uniq // 65536).tolist()],
+                "split": [splits[s] if s < len(splits) else None for s in ((uniq // 256) % 256).tolist()],
+                "Source": [dictionary[s] for s in (uniq % 256).tolist()],
+                "count": counts,
+            }
+        )
+
+    # ---- index-based access ------------------------------------------------------------------
+
+    def image_ids(self, split=None) -> np.ndarray:
+        """Every image's uint64 ID, sorted (a zero-copy view when ``split`` is None)."""
+        self._check_open()
+        ids = self._store.images["ids"]
+        if split is None:
+            return ids
+        return ids[self._store.images["split"] == self._split_code(split)]
+
+    def __len__(self) -> int:
+        self._check_open()
+        return self._store.directory["images"]["count"]
+
+    def __contains__(self, image_id) -> bool:
+        try:
+            return self._images.index(image_id) >= 0
+        except (ValueError, TypeError):
+            return False
+
+    def split_of(self, image_id) -> str | None:
+        """The split of an image (None when unknown)."""
+        index = self._images.index(image_id)
+        if index < 0:
+            raise KeyError(f"image {_lookup.parse_id(image_id):016x} is in no table of this release")
+        code = int(self._store.images["split"][index])
+        return self.splits[code] if code < len(self.splits) else None
+
+    # ---- batches -----------------------------------------------------------------------------
+
+    def _id_array(self, ids) -> np.ndarray:
+        if isinstance(ids, np.ndarray) and ids.dtype.kind in "ui":
+            if ids.dtype.kind == "i" and len(ids) and ids.min() < 0:
+                from oicore.errors import InvalidImageIDError
+
+                raise InvalidImageIDError("negative image ID in the batch")
+            return np.ascontiguousarray(ids, dtype=np.uint64)
+        return np.fromiter((_lookup.parse_id(x) for x in ids), dtype=np.uint64)
+
+    def labels_many(self, ids, source=None, min_confidence=None, missing: str = "raise") -> LabelsBatch:
+        """Labels of many images at once (ragged). Unknown IDs raise ``KeyError`` naming the ID and its index,
+        unless ``missing="empty"``."""
+        arr = self._id_array(ids)
+        offsets, label, conf, src = self._labels_lookup().labels_many(arr, source, min_confidence, missing)
+        return LabelsBatch(offsets, label, conf, src)
+
+    def boxes_for_images(self, ids, missing: str = "raise") -> BoxesBatch:
+        """Boxes of many images at once (ragged)."""
+        arr = self._id_array(ids)
+        offsets, boxes = self._boxes_lookup().for_images(arr, missing)
+        return BoxesBatch(offsets, boxes)
+
+    def label_matrix(self, ids, vocabulary="trainable", *, mode="multi_hot", source="human", min_confidence=0.5, expand=False, dtype=np.int8):
+        """A (len(ids), len(vocabulary)) array of labels.
+
+        ``multi_hot``: 1 positive, 0 otherwise. ``ternary``: 1 positive, 0 verified negative, −1 unknown. Human
+        rows override machine rows and positives override negatives. ``vocabulary`` is a class-list name or a
+        list of MIDs. ``expand`` adds ancestors of positives and descendants of negatives (the hierarchy).
+        """
+        if mode not in ("multi_hot", "ternary"):
+            raise ValueError(f"mode must be 'multi_hot' or 'ternary', got {mode!r}")
+        mids = self.classes.lists[vocabulary] if isinstance(vocabulary, str) else list(vocabulary)
+        column = np.full(len(self.mids), -1, np.int64)
+        for j, mid in enumerate(mids):
+            code = self.classes.code_of_mid(mid)
+            if code is None:
+                raise KeyError(f"{mid!r} is not a label of this release")
+            column[code] = j
+        batch = self.labels_many(ids, source=None if source in (None, "all") else source)
+        n = len(batch)
+        out = np.full((n, len(mids)), -1 if mode == "ternary" else 0, dtype=dtype)
+        row_of = np.repeat(np.arange(n), np.diff(batch.offsets))
+        human = np.array([s in self._human_sources() for s in range(max(len(self.sources), 1) + 1)] + [False] * 256)[batch.source]
+        labels, conf = batch.label.astype(np.int64), batch.confidence
+        positive = conf >= min_confidence
+        negative = conf == 0
+        if expand:
+            labels, row_of, positive, negative, human = self._expand(labels, row_of, positive, negative, human)
+        cols = column[labels]
+        ok = cols >= 0
+        # Apply in increasing priority: machine negatives, machine positives, human negatives, human positives.
+        for is_human in (False, True):
+            for value, mask in ((0, negative), (1, positive)):
+                m = ok & mask & (human == is_human)
+                if mode == "multi_hot" and value == 0:
+                    if is_human:  # a human negative overrides a machine positive
+                        out[row_of[m], cols[m]] = 0
+                    continue
+                out[row_of[m], cols[m]] = value
+        return out
+
+    def _human_sources(self) -> set[int]:
+        t = self._store.tables.get("human_labels")
+        col = t.columns.get("Source") if t else None
+        if col is None or col["encoding"] != "dict":
+            return set()
+        return {self.sources.index(v) for v in col["values"]}
+
+    def _expand(self, labels, row_of, positive, negative, human):
+        h = self.hierarchy
+        mids = self.mids
+        extra = [(labels, row_of, positive, negative, human)]
+        add_l, add_r, add_p, add_n, add_h = [], [], [], [], []
+        for k in range(len(labels)):
+            mid = mids[labels[k]]
+            related = h.ancestors(mid) if positive[k] else h.descendants(mid) if negative[k] else ()
+            for m in related:
+                code = self.classes.code_of_mid(m)
+                if code is None:
+                    continue
+                add_l.append(code)
+                add_r.append(row_of[k])
+                add_p.append(positive[k])
+                add_n.append(negative[k])
+                add_h.append(human[k])
+        if add_l:
+            extra.append((np.array(add_l), np.array(add_r), np.array(add_p, bool), np.array(add_n, bool), np.array(add_h, bool)))
+        return tuple(np.concatenate([e[i] for e in extra]) for i in range(5))
+
+    # ---- whole tables ------------------------------------------------------------------------
+
+    def table(self, name: str, split=None):
+        """A whole table as a ``pyarrow.Table`` with the reader's schema, plus a ``split`` column when
+        ``split`` is None."""
+        import pyarrow as pa
+
+        from oicore.export import part_table
+
+        self._check_open()
+        t = self._store.tables.get(name)
+        if t is None:
+            raise KeyError(f"no table {name!r}; this release has {', '.join(self._store.tables)}")
+        want = None if split is None else self.splits[self._split_code(split)]
+        pieces = []
+        for k, part in enumerate(t.parts):
+            source = self._store.sources[part["source"]]
+            if source.get("export_only") or "json_segment" in part:
+                continue
+            if want is not None and source.get("split") != want:
+                continue
+            piece = part_table(self._store, t, k, image_id="uint64")
+            if split is None:
+                piece = piece.append_column("split", pa.array([source.get("split")] * piece.num_rows, pa.string()))
+            pieces.append(piece)
+        if not pieces:
+            raise KeyError(f"table {name!r} has no rows for split {split!r}")
+        return pa.concat_tables(pieces, promote_options="default") if len(pieces) > 1 else pieces[0]
+
+
+def _reopen(path, uuid, size, verify, cache_bytes):
+    release = Release(path, verify=verify, cache_bytes=cache_bytes)
+    if release.uuid != uuid or release.size != size:
+        release.close()
+        raise FormatError(f"the file was replaced since it was pickled (uuid {uuid}, {size} bytes expected)", path=path)
+    return release
+
+
+def _after_fork_in_child():
+    # Locks held by other threads of the parent are never released in the child: start fresh.
+    for release in list(_open_releases):
+        release._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
