@@ -54,6 +54,7 @@ typedef struct {
     int kind;               /* OIC_COL_* */
     double divisor;         /* decimals: value = k / divisor (10^scale); 1 otherwise */
     int64_t constant;
+    const float *f32_table; /* one-byte decimals: the 256 values as float32, or NULL */
 } oic_col;
 
 static inline int64_t oic_col_int(const oic_col *c, size_t row)
@@ -86,6 +87,14 @@ static inline double oic_col_double(const oic_col *c, size_t row)
     }
     /* k / 10^e in double precision: exactly the value Python's float() makes of the text. */
     return (double)oic_col_int(c, row) / c->divisor;
+}
+
+/* Ask for the cache line of row `row` early: a lookup's loads (offsets, then codes, confidences and sources
+ * of several tables) are independent of each other, and overlapping their misses is most of its speed. */
+static inline void oic_col_prefetch(const oic_col *c, size_t row)
+{
+    if (c != NULL && c->guard != NULL && row * (size_t)c->width < c->guard->length)
+        __builtin_prefetch(c->guard->base + row * (size_t)c->width);
 }
 
 /* Check the rows [lo, hi) of a column; -1 when sound, else the bad block. */
@@ -137,6 +146,154 @@ static inline int oic_parse_hex_id(const char *s, size_t n, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+#endif
+
+#ifndef OIC_LOOKUP_BATCH_H
+#define OIC_LOOKUP_BATCH_H
+
+/* ---- batches: labels of many images ------------------------------------------------------------
+ * The loads of one image depend on each other (bucket → ID → offsets → rows), but those of different
+ * images do not: images are taken in groups, and each stage issues every load of the group before the
+ * next stage uses them, so up to a group's worth of cache misses overlap. */
+
+#define OIC_GROUP 16
+#define OIC_MAX_TABLES 4
+
+typedef struct {
+    const uint64_t *ids;
+    size_t n_ids;
+    const uint32_t *buckets;
+    int bits;
+    int n_tables;
+    const oic_col *offsets[OIC_MAX_TABLES];
+    size_t limit[OIC_MAX_TABLES]; /* rows of each table's lookup part */
+    const oic_col *code[OIC_MAX_TABLES];
+    const oic_col *conf[OIC_MAX_TABLES];
+    const oic_col *source[OIC_MAX_TABLES]; /* NULL: no Source column */
+    const uint8_t *source_map[OIC_MAX_TABLES];
+    uint8_t want[OIC_MAX_TABLES];
+    int want_source; /* -1: any */
+    double threshold;
+} oic_labels_ctx;
+
+/* Find each query's image (index[j], -1 when absent), its row range in each wanted table (lo/hi[t * n + j],
+ * n = the number of queries) and its rows before filters (count[j]). Returns -1 when all offsets are sound,
+ * else the query whose offsets are out of range. */
+static inline int64_t oic_labels_count(const oic_labels_ctx *c, const uint64_t *query, size_t n, size_t j0, size_t j1,
+                                       int64_t *index, int64_t *lo_out, int64_t *hi_out, int64_t *count)
+{
+    for (size_t g = j0; g < j1; g += OIC_GROUP) {
+        size_t ge = g + OIC_GROUP < j1 ? g + OIC_GROUP : j1;
+        for (size_t j = g; j < ge; j++)
+            __builtin_prefetch(&c->buckets[query[j] >> (64 - c->bits)]);
+        for (size_t j = g; j < ge; j++) {
+            uint64_t top = query[j] >> (64 - c->bits);
+            size_t lo = c->buckets[top], hi = c->buckets[top + 1];
+            if (lo < hi && hi <= c->n_ids)
+                __builtin_prefetch(&c->ids[lo + (hi - lo) / 2]);
+        }
+        for (size_t j = g; j < ge; j++) {
+            index[j] = oic_find_image(c->ids, c->n_ids, c->buckets, c->bits, query[j]);
+            if (index[j] >= 0)
+                for (int t = 0; t < c->n_tables; t++)
+                    if (c->want[t])
+                        oic_col_prefetch(c->offsets[t], (size_t)index[j]);
+        }
+        for (size_t j = g; j < ge; j++) {
+            int64_t total = 0;
+            for (int t = 0; t < c->n_tables; t++) {
+                int64_t lo = 0, hi = 0;
+                if (index[j] >= 0 && c->want[t]) {
+                    lo = oic_col_int(c->offsets[t], (size_t)index[j]);
+                    hi = oic_col_int(c->offsets[t], (size_t)index[j] + 1);
+                    if (lo < 0 || lo > hi || (size_t)hi > c->limit[t])
+                        return (int64_t)j;
+                    total += hi - lo;
+                }
+                lo_out[t * n + j] = lo;
+                hi_out[t * n + j] = hi;
+            }
+            count[j] = total;
+        }
+    }
+    return -1;
+}
+
+/* Copy rows [lo, hi) of a column as int32 / float32, one branch per range rather than per row. */
+static inline void oic_col_read_i32(const oic_col *c, size_t lo, size_t hi, int32_t *out)
+{
+    const uint8_t *b = c->guard->base;
+    size_t n = hi - lo;
+    switch (c->width * 4 + c->kind) {
+    case 4 + OIC_COL_UNSIGNED: for (size_t k = 0; k < n; k++) out[k] = b[lo + k]; break;
+    case 8 + OIC_COL_UNSIGNED: for (size_t k = 0; k < n; k++) { uint16_t v; memcpy(&v, b + 2 * (lo + k), 2); out[k] = v; } break;
+    case 16 + OIC_COL_UNSIGNED: for (size_t k = 0; k < n; k++) { uint32_t v; memcpy(&v, b + 4 * (lo + k), 4); out[k] = (int32_t)v; } break;
+    default: for (size_t k = 0; k < n; k++) out[k] = (int32_t)oic_col_int(c, lo + k); break;
+    }
+}
+
+static inline void oic_col_read_f32(const oic_col *c, size_t lo, size_t hi, float *out)
+{
+    const uint8_t *b = c->guard->base;
+    size_t n = hi - lo;
+    if (c->kind == OIC_COL_UNSIGNED && c->width == 1 && c->f32_table != NULL) {
+        for (size_t k = 0; k < n; k++) out[k] = c->f32_table[b[lo + k]];
+        return;
+    }
+    for (size_t k = 0; k < n; k++) out[k] = (float)oic_col_double(c, lo + k);
+}
+
+#define OIC_PREFETCH_AHEAD 8
+
+/* Fill the rows of queries [j0, j1) at start[j] from their row ranges; kept[j] gets how many passed the
+ * filters (they are written first, in order). */
+static inline void oic_labels_fill(const oic_labels_ctx *c, const int64_t *lo_in, const int64_t *hi_in, size_t n,
+                                   const int64_t *start, size_t j0, size_t j1, int32_t *label, float *conf,
+                                   uint8_t *source, int64_t *kept)
+{
+    int filtered = c->threshold > -1e300 || c->want_source >= 0;
+    for (size_t j = j0; j < j1; j++) {
+        size_t ahead = j + OIC_PREFETCH_AHEAD;
+        if (ahead < j1)
+            for (int t = 0; t < c->n_tables; t++) {
+                if (hi_in[t * n + ahead] > lo_in[t * n + ahead]) {
+                    size_t lo = (size_t)lo_in[t * n + ahead];
+                    oic_col_prefetch(c->code[t], lo);
+                    oic_col_prefetch(c->conf[t], lo);
+                    oic_col_prefetch(c->source[t], lo);
+                }
+            }
+        size_t k = (size_t)start[j], k0 = k;
+        for (int t = 0; t < c->n_tables; t++) {
+            size_t lo = (size_t)lo_in[t * n + j], hi = (size_t)hi_in[t * n + j];
+            if (hi <= lo)
+                continue;
+            size_t m = hi - lo;
+            oic_col_read_i32(c->code[t], lo, hi, label + k);
+            oic_col_read_f32(c->conf[t], lo, hi, conf + k);
+            if (c->source[t] != NULL)
+                for (size_t r = 0; r < m; r++)
+                    source[k + r] = c->source_map[t][oic_col_int(c->source[t], lo + r) & 255];
+            else
+                memset(source + k, c->source_map[t][0], m);
+            if (filtered) {
+                size_t w = k; /* keep the rows that pass, in order */
+                for (size_t r = k; r < k + m; r++) {
+                    if (oic_col_double(c->conf[t], lo + (r - k)) < c->threshold)
+                        continue;
+                    if (c->want_source >= 0 && source[r] != c->want_source)
+                        continue;
+                    label[w] = label[r], conf[w] = conf[r], source[w] = source[r];
+                    w++;
+                }
+                m = w - k;
+            }
+            k += m;
+        }
+        kept[j] = (int64_t)(k - k0);
+    }
 }
 
 #endif

@@ -56,7 +56,7 @@ def test_large_raw_segment_is_cut_into_1_mib_blocks(tmp_path):
         w.add_raw(data)
         w.finish({})
     c = fmt.Container(p)
-    assert [b[0] for b in c.segments[0]["blocks"]] == [fmt.BLOCK_SIZE, fmt.BLOCK_SIZE, 5]
+    assert [c.block(0, k)[0] for k in range(c.block_count(0))] == [fmt.BLOCK_SIZE, fmt.BLOCK_SIZE, 5]
     assert bytes(c.raw(0, fmt.BLOCK_SIZE - 1, fmt.BLOCK_SIZE + 1)) == data[fmt.BLOCK_SIZE - 1 : fmt.BLOCK_SIZE + 1]
     assert c._checked[0] == bytearray([1, 1, 0])  # only the blocks touched were checked
 

@@ -270,7 +270,7 @@ def read_strings(container, entry: dict, rows: int, what: str) -> tuple[np.ndarr
     """The whole text column: int64 offsets (rows + 1) and the bytes."""
     seg = entry["segment"]
     block_rows = entry["block_rows"]
-    if len(block_rows) != len(container.segments[seg]["blocks"]) or sum(block_rows) != rows:
+    if len(block_rows) != container.block_count(seg) or sum(block_rows) != rows:
         raise FormatError(f"{what}: its blocks do not hold {rows} rows", path=container.path)
     offsets = np.zeros(rows + 1, np.int64)
     chunks, row, base = [], 0, 0
@@ -292,7 +292,7 @@ def string_row(container, entry: dict, rows: int, row: int, cache) -> str:
     if starts is None:
         starts = np.zeros(len(entry["block_rows"]) + 1, np.int64)
         np.cumsum(entry["block_rows"], out=starts[1:])
-        if starts[-1] != rows or len(entry["block_rows"]) != len(container.segments[entry["segment"]]["blocks"]):
+        if starts[-1] != rows or len(entry["block_rows"]) != container.block_count(entry["segment"]):
             raise FormatError(f"column {entry.get('name')!r}: its blocks do not hold {rows} rows", path=container.path)
         cache[key] = starts
     if not 0 <= row < rows:

@@ -16,6 +16,8 @@ import threading
 import uuid as uuidlib
 from pathlib import Path
 
+import numpy as np
+
 from oicore._checksum import crc32c
 from oicore.errors import ChecksumError, FormatError, UnsupportedVersionError
 
@@ -70,6 +72,7 @@ class ContainerWriter:
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{self.uuid.hex()[:8]}.tmp")
         self.f = open(self.tmp, "wb")
         self.segments: list[dict] = []
+        self.blocks: list[tuple[int, int, int]] = []  # every segment's blocks, in file order
         self.offset = 0
         self._write(bytes(HEADER_SIZE))  # the real header is written last
 
@@ -98,9 +101,14 @@ class ContainerWriter:
         blocks = []
         for lo in range(0, len(view), BLOCK_SIZE):
             block = view[lo : lo + BLOCK_SIZE]
-            blocks.append([len(block), len(block), crc32c(block)])
+            blocks.append((len(block), len(block), crc32c(block)))
         self._write(view)
-        self.segments.append({"offset": start, "length": len(view), "codec": "raw", "blocks": blocks})
+        return self._add_segment(start, len(view), "raw", blocks)
+
+    def _add_segment(self, offset: int, length: int, codec: str, blocks) -> int:
+        entry = {"offset": offset, "length": length, "codec": codec, "first_block": len(self.blocks), "block_count": len(blocks)}
+        self.segments.append(entry)
+        self.blocks.extend(blocks)
         return len(self.segments) - 1
 
     def add_frames(self, frames) -> int:
@@ -112,10 +120,9 @@ class ContainerWriter:
             frame = memoryview(frame).cast("B")
             if len(frame) > BLOCK_SIZE or raw_length > BLOCK_SIZE:
                 raise ValueError(f"a zstd block holds at most {BLOCK_SIZE} bytes, stored and raw")
-            blocks.append([len(frame), int(raw_length), crc32c(frame)])
+            blocks.append((len(frame), int(raw_length), crc32c(frame)))
             self._write(frame)
-        self.segments.append({"offset": start, "length": self.offset - start, "codec": "zstd", "blocks": blocks})
-        return len(self.segments) - 1
+        return self._add_segment(start, self.offset - start, "zstd", blocks)
 
     def add_zstd(self, data, *, level: int = 3, block_size: int = ZSTD_RAW_MAX, pool=None) -> int:
         """Compress ``data`` (any buffer) into independent zstd frames of ``block_size`` raw bytes; return the segment.
@@ -138,6 +145,10 @@ class ContainerWriter:
         body = dict(directory)
         body["format"] = [MAJOR, MINOR]
         body["segments"] = self.segments
+        table = np.array(self.blocks, dtype="<u4").reshape(len(self.blocks), 3).tobytes()
+        self._align()
+        body["block_table"] = {"offset": self.offset, "count": len(self.blocks), "crc32c": crc32c(table)}
+        self._write(table)
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self._align()
         dir_offset = self.offset
@@ -287,57 +298,85 @@ class Container:
         segments = directory.get("segments")
         if not isinstance(segments, list):
             self._fail("expected a list of segments in the directory", d_off)
-        end = HEADER_SIZE
+        self.blocks = self._read_block_table(directory.get("block_table"), d_off)
+        table_start = self._table_offset
+        table_end = table_start + 12 * len(self.blocks)
+        end, next_block = HEADER_SIZE, 0
         for i, seg in enumerate(segments):
-            self._check_segment(i, seg, end, d_off)
+            next_block = self._check_segment(i, seg, end, table_start, next_block)
             gap_start, end = end, seg["offset"] + seg["length"]
             if any(self.view[gap_start : seg["offset"]]):
                 self._fail(f"expected zero padding before segment {i}", gap_start)
-        if any(self.view[end:d_off]):
-            self._fail("expected zero padding before the directory", end)
+        if next_block != len(self.blocks):
+            self._fail("the block table holds blocks of no segment", table_start)
+        if any(self.view[end:table_start]):
+            self._fail("expected zero padding before the block table", end)
+        if any(self.view[table_end:d_off]):
+            self._fail("expected zero padding before the directory", table_end)
         self.directory = directory
         self.segments = segments
-        self._checked = [bytearray(len(s["blocks"])) for s in segments]
+        self._checked = [bytearray(s["block_count"]) for s in segments]
+        # Each block's absolute offset, per segment.
+        stored = self.blocks[:, 0].astype(np.int64)
         self._starts = []
         for s in segments:
-            starts, pos = [], s["offset"]
-            for b in s["blocks"]:
-                starts.append(pos)
-                pos += b[0]
+            k0, k = s["first_block"], s["block_count"]
+            starts = np.empty(k, np.int64)
+            if k:
+                starts[0] = 0
+                np.cumsum(stored[k0 : k0 + k - 1], out=starts[1:])
+                starts += s["offset"]
             self._starts.append(starts)
 
-    def _check_segment(self, i, seg, min_offset, max_end):
-        ok = (
-            isinstance(seg, dict)
-            and isinstance(seg.get("offset"), int)
-            and isinstance(seg.get("length"), int)
-            and seg.get("codec") in CODECS
-            and isinstance(seg.get("blocks"), list)
-        )
-        if not ok:
-            self._fail(f"segment {i}: expected offset, length, codec and blocks", self.directory_span[0])
+    def _read_block_table(self, spec, d_off):
+        """The blocks of every segment: an (n, 3) uint32 array of stored length, raw length, CRC-32C."""
+        if not (isinstance(spec, dict) and all(isinstance(spec.get(k), int) and spec[k] >= 0 for k in ("offset", "count", "crc32c"))):
+            self._fail("expected a block_table with offset, count and crc32c in the directory", d_off)
+        off, count = spec["offset"], spec["count"]
+        if off % ALIGNMENT or off < HEADER_SIZE or off + 12 * count > d_off:
+            self._fail(f"block table at [{off}, {off + 12 * count}) lies outside the body", d_off)
+        raw = self.view[off : off + 12 * count]
+        if crc32c(raw) != spec["crc32c"]:
+            raise ChecksumError("block table CRC-32C mismatch", path=self.path, byte_offset=off)
+        self._table_offset = off
+        table = np.frombuffer(raw, dtype="<u4").reshape(count, 3)
+        if count and (int(table[:, 0].max()) > BLOCK_SIZE or int(table[:, 1].max()) > BLOCK_SIZE):
+            self._fail(f"a block over {BLOCK_SIZE} bytes in the block table", off)
+        return table
+
+    def _check_segment(self, i, seg, min_offset, max_end, first_block) -> int:
+        keys = ("offset", "length", "first_block", "block_count")
+        if not (isinstance(seg, dict) and all(isinstance(seg.get(k), int) and seg[k] >= 0 for k in keys) and seg.get("codec") in CODECS):
+            self._fail(f"segment {i}: expected offset, length, codec, first_block and block_count", self.directory_span[0])
         off, length = seg["offset"], seg["length"]
-        if off % ALIGNMENT or off < min_offset or length < 0 or off + length > max_end:
+        if off % ALIGNMENT or off < min_offset or off + length > max_end:
             self._fail(f"segment {i} at [{off}, {off + length}) overlaps or lies outside the body", off)
-        total = 0
-        for b in seg["blocks"]:
-            if not (isinstance(b, list) and len(b) == 3 and all(isinstance(x, int) and x >= 0 for x in b)):
-                self._fail(f"segment {i}: expected blocks of [stored, raw, crc32c]", off)
-            if b[0] > BLOCK_SIZE or b[1] > BLOCK_SIZE or b[2] > 0xFFFFFFFF:
-                self._fail(f"segment {i}: a block over {BLOCK_SIZE} bytes", off + total)
-            if seg["codec"] == "raw" and b[0] != b[1]:
-                self._fail(f"segment {i}: a raw block's stored and raw lengths differ", off + total)
-            total += b[0]
+        k0, k = seg["first_block"], seg["block_count"]
+        if k0 != first_block or k0 + k > len(self.blocks):
+            self._fail(f"segment {i}: its blocks [{k0}, {k0 + k}) do not follow the previous segment's", off)
+        blocks = self.blocks[k0 : k0 + k]
+        total = int(blocks[:, 0].sum(dtype=np.int64))
         if total != length:
             self._fail(f"segment {i}: its blocks hold {total} bytes, its length is {length}", off)
+        if seg["codec"] == "raw" and not np.array_equal(blocks[:, 0], blocks[:, 1]):
+            self._fail(f"segment {i}: a raw block's stored and raw lengths differ", off)
+        return k0 + k
 
     # ---- reading segments -----------------------------------------------------------------
+
+    def block(self, i: int, k: int) -> tuple[int, int, int]:
+        """Block ``k`` of segment ``i``: (stored length, raw length, CRC-32C)."""
+        stored, raw, crc = self.blocks[self.segments[i]["first_block"] + k]
+        return int(stored), int(raw), int(crc)
+
+    def block_count(self, i: int) -> int:
+        return self.segments[i]["block_count"]
 
     def _check_block(self, i, k):
         if self._checked[i][k]:
             return
-        stored, _, crc = self.segments[i]["blocks"][k]
-        start = self._starts[i][k]
+        stored, _, crc = self.block(i, k)
+        start = int(self._starts[i][k])
         if crc32c(self.view[start : start + stored]) != crc:
             raise ChecksumError(
                 f"segment {i} block {k}: CRC-32C mismatch", path=self.path, byte_offset=start, segment=i, block=k
@@ -364,14 +403,14 @@ class Container:
         seg = self.segments[i]
         if seg["codec"] == "raw":
             return self.raw(i)
-        return b"".join(self.frame_data(i, k) for k in range(len(seg["blocks"])))
+        return b"".join(self.frame_data(i, k) for k in range(seg["block_count"]))
 
     def frame_data(self, i: int, k: int) -> bytes:
         """The decompressed frame ``k`` of zstd segment ``i``, its CRC and raw length checked."""
         seg = self.segments[i]
-        stored, raw_length, _ = seg["blocks"][k]
+        stored, raw_length, _ = self.block(i, k)
         self._check_block(i, k)
-        start = self._starts[i][k]
+        start = int(self._starts[i][k])
         import zstandard
 
         try:
@@ -386,16 +425,16 @@ class Container:
 
     def frames(self, i: int):
         """The checked zstd frames of segment ``i``, as ``(frame, raw_length)`` views."""
-        seg = self.segments[i]
-        for k, (stored, raw_length, _) in enumerate(seg["blocks"]):
+        for k in range(self.block_count(i)):
+            stored, raw_length, _ = self.block(i, k)
             self._check_block(i, k)
-            start = self._starts[i][k]
+            start = int(self._starts[i][k])
             yield self.view[start : start + stored], raw_length
 
     def verify(self) -> None:
         """Check every block of every segment; raise at the first problem."""
-        for i, seg in enumerate(self.segments):
-            for k in range(len(seg["blocks"])):
+        for i in range(len(self.segments)):
+            for k in range(self.block_count(i)):
                 self._check_block(i, k)
 
     def close(self) -> None:

@@ -55,9 +55,10 @@ def _segment_bytes(container, segments) -> tuple[int, int]:
     for i in segments:
         if i is None:
             continue
-        for s, r, _ in container.segments[i]["blocks"]:
-            stored += s
-            raw += r
+        seg = container.segments[i]
+        blocks = container.blocks[seg["first_block"] : seg["first_block"] + seg["block_count"]]
+        stored += int(blocks[:, 0].sum(dtype="int64"))
+        raw += int(blocks[:, 1].sum(dtype="int64"))
     return stored, raw
 
 
@@ -155,7 +156,7 @@ def verify(path, against=None) -> dict:
         return {
             "path": os.fspath(path),
             "segments": len(store.container.segments),
-            "blocks": sum(len(s["blocks"]) for s in store.container.segments),
+            "blocks": len(store.container.blocks),
             "buckets": buckets_ok,
             "compared": compared,
         }

@@ -191,6 +191,8 @@ class Release:
 
     def _reset(self):
         """Forget everything built lazily (at open, and in a forked child)."""
+        self.__dict__.pop("labels", None)
+        self.__dict__.pop("boxes_for_image", None)
         self._lock = threading.RLock()
         self._cache = _Cache(self._cache_bytes)
         self._image_index = None
@@ -217,6 +219,8 @@ class Release:
             return
         self._closed = True
         self._image_index = self._label_lookup = self._box_lookup = self._images_table = None
+        self.__dict__.pop("labels", None)  # back to the methods, which raise on a closed Release
+        self.__dict__.pop("boxes_for_image", None)
         self._store.close()
 
     @property
@@ -285,6 +289,8 @@ class Release:
                         if t is not None and "image_rows" in t.entry:
                             tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
                     self._label_lookup = _lookup.LabelLookup(self._images, tables, self, self.sources)
+                    # Calls go straight to the C method from now on (same signature), saving a Python frame.
+                    self.labels = self._label_lookup.labels
                 lookup = self._label_lookup
         return lookup
 
@@ -300,6 +306,7 @@ class Release:
                     d = self._store.directory
                     table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
                     self._box_lookup = _lookup.BoxLookup(self._images, table, self, self._store.container, d["images"]["split"])
+                    self.boxes_for_image = self._box_lookup.for_image
                 lookup = self._box_lookup
         return lookup
 
@@ -363,17 +370,11 @@ class Release:
         ``source`` is ``"human"``, ``"machine"`` or an exact Source value; ``min_confidence`` keeps rows with
         confidence ≥ it. Malformed IDs raise ``InvalidImageIDError``; IDs in no table raise ``KeyError``.
         """
-        lookup = self._label_lookup
-        if lookup is None:
-            lookup = self._labels_lookup()
-        return lookup.labels(image_id, source, min_confidence)
+        return self._labels_lookup().labels(image_id, source, min_confidence)
 
     def boxes_for_image(self, image_id) -> Boxes:
         """The boxes of one image, in file order."""
-        lookup = self._box_lookup
-        if lookup is None:
-            lookup = self._boxes_lookup()
-        return lookup.for_image(image_id)
+        return self._boxes_lookup().for_image(image_id)
 
     def image(self, image_id) -> ImageInfo:
         """The images-table row of an image."""

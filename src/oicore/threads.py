@@ -48,3 +48,39 @@ def resolve(threads: int | None) -> int:
     if threads < 1:
         raise ValueError(f"expected threads >= 1, got {threads}")
     return threads
+
+
+_pool = None
+_pool_size = 0
+
+
+def pool():
+    """A shared thread pool of ``get_num_threads()`` threads, made on first use (and again after fork)."""
+    global _pool, _pool_size
+    n = get_num_threads()
+    if _pool is None or _pool_size != n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        old = _pool
+        _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="oicore"), n
+        if old is not None:
+            old.shutdown(wait=False)
+    return _pool
+
+
+def run_ranges(fn, n: int, *, min_items: int = 65536) -> list:
+    """``fn(lo, hi)`` over [0, n) cut into one range per thread (one range when n is small); results in order."""
+    k = min(get_num_threads(), max(1, n // min_items))
+    if k <= 1:
+        return [fn(0, n)]
+    bounds = [n * i // k for i in range(k + 1)]
+    return list(pool().map(lambda i: fn(bounds[i], bounds[i + 1]), range(k)))
+
+
+def _forget_pool_in_child():
+    # The parent's pool threads do not exist in a forked child.
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
