@@ -52,7 +52,7 @@ cdef class Segment:
 
     cdef oic_guard g
     cdef const uint8_t[::1] view
-    cdef uint32_t[::1] crcs
+    cdef const uint32_t[::1] crcs
     cdef uint8_t[::1] checked
     cdef readonly int index
     cdef readonly object path

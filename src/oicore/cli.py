@@ -140,6 +140,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", nargs="+", metavar="SRC", help="release folders or files to compare the export with")
     p.set_defaults(func=_cmd_verify)
 
+    p = sub.add_parser("labels", help="the image-level labels of an image", description="Print every image-level "
+                       "label row of an image in FILE.oic: human tables first, then machine, each in file order.")
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("image_id", metavar="ID", help="16 hex digits")
+    p.add_argument("--source", help="'human', 'machine' or an exact Source value")
+    p.add_argument("--min-confidence", type=float, help="keep rows with confidence >= this")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_labels)
+
+    p = sub.add_parser("boxes", help="the boxes of a class", description="Print the boxes of a class (MID or display "
+                       "name), ordered by split, then ImageID, then file order.")
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("label", metavar="LABEL", help="a MID like /m/01g317 or a display name like Person")
+    p.add_argument("--split", choices=["train", "validation", "test"])
+    p.add_argument("--limit", type=_positive_int, default=20, help="rows to print (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_boxes)
+
+    p = sub.add_parser("image", help="the metadata row of an image")
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("image_id", metavar="ID", help="16 hex digits")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_image)
+
+    p = sub.add_parser("classes", help="class names and lists, or look one up", description="With no QUERY, "
+                       "print the class lists and how many classes are named. With a QUERY (a MID or a display "
+                       "name), print the matching class.")
+    p.add_argument("file", metavar="FILE.oic")
+    p.add_argument("query", nargs="?", metavar="QUERY")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_classes)
+
     p = sub.add_parser("schema", help="print the file kinds and column types as Markdown")
     p.set_defaults(func=_cmd_schema)
     return parser
@@ -155,13 +187,16 @@ def main(argv=None) -> int:
         return args.func(args)
     except OicoreError as e:
         print(f"oicore: error: {e}", file=sys.stderr)
-        return EXIT_BAD_DATA if isinstance(e, ValueError) else EXIT_USAGE
+        return EXIT_BAD_DATA if isinstance(e, (ValueError, KeyError)) else EXIT_USAGE
     except FileNotFoundError as e:
         print(f"oicore: error: {e.strerror}: {e.filename}", file=sys.stderr)
         return EXIT_USAGE
     except FileExistsError as e:
         print(f"oicore: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyError as e:  # an unknown image or label: the message says which
+        print(f"oicore: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return EXIT_BAD_DATA
     except KeyboardInterrupt:
         return 130
 
@@ -228,6 +263,127 @@ def _cmd_verify(args) -> int:
     extra = f"; {result['compared']} source files byte-identical" if args.against else ""
     print(f"{args.file}: ok, {result['segments']} segments, {result['blocks']} blocks checked{extra} "
           f"in {time.perf_counter() - t0:.2f} s")
+    return EXIT_OK
+
+
+def _print_rows(rows: list[dict], as_json: bool, limit: int | None = None) -> None:
+    import json
+
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        print("(no rows)")
+        return
+    shown = rows if limit is None else rows[:limit]
+    names = list(shown[0])
+    widths = [max(len(n), *(len(_fmt(r[n])) for r in shown)) for n in names]
+    print("  ".join(n.ljust(w) for n, w in zip(names, widths)))
+    for r in shown:
+        print("  ".join(_fmt(r[n]).ljust(w) for n, w in zip(names, widths)))
+    if limit is not None and len(rows) > limit:
+        print(f"... {len(rows) - limit:,} more rows (--limit)")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _cmd_labels(args) -> int:
+    import oicore
+
+    with oicore.open(args.file) as release:
+        r = release.labels(args.image_id, source=args.source, min_confidence=args.min_confidence)
+        names = r.names
+        rows = [
+            {"LabelName": m, "DisplayName": n, "Confidence": float(c), "Source": release.sources[s] if s < len(release.sources) else None}
+            for m, n, c, s in zip(r.mids, names, r.confidence.tolist(), r.source.tolist())
+        ]
+    _print_rows(rows, args.json)
+    return EXIT_OK
+
+
+def _cmd_boxes(args) -> int:
+    import oicore
+
+    with oicore.open(args.file) as release:
+        b = release.boxes(args.label, split=args.split)
+        n = len(b) if args.json else min(len(b), args.limit)
+        rows = [
+            {
+                "ImageID": f"{int(b.image_id[i]):016x}",
+                "XMin": float(b.boxes[i, 0]),
+                "XMax": float(b.boxes[i, 1]),
+                "YMin": float(b.boxes[i, 2]),
+                "YMax": float(b.boxes[i, 3]),
+                "IsOccluded": int(b.is_occluded[i]),
+                "IsTruncated": int(b.is_truncated[i]),
+                "IsGroupOf": int(b.is_group_of[i]),
+                "IsDepiction": int(b.is_depiction[i]),
+                "IsInside": int(b.is_inside[i]),
+                "split": release.splits[b.split[i]] if b.split[i] < len(release.splits) else None,
+            }
+            for i in range(n)
+        ]
+        total = len(b)
+    if args.json:
+        _print_rows(rows, True)
+    else:
+        print(f"{total:,} boxes of {args.label}")
+        _print_rows(rows, False)
+        if total > n:
+            print(f"... {total - n:,} more (--limit)")
+    return EXIT_OK
+
+
+def _cmd_image(args) -> int:
+    import dataclasses
+    import json
+
+    import oicore
+
+    with oicore.open(args.file) as release:
+        info = dataclasses.asdict(release.image(args.image_id))
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        width = max(len(k) for k in info)
+        for k, v in info.items():
+            print(f"{k.ljust(width)}  {_fmt(v)}")
+    return EXIT_OK
+
+
+def _cmd_classes(args) -> int:
+    import json
+
+    import oicore
+
+    with oicore.open(args.file) as release:
+        classes = release.classes
+        if args.query is None:
+            data = {"named": len(classes), "mids": len(release.mids), "lists": {k: len(v) for k, v in classes.lists.items()}}
+            if args.json:
+                print(json.dumps(data, indent=2))
+            else:
+                print(f"{data['named']:,} named classes of {data['mids']:,} MIDs")
+                for k, v in data["lists"].items():
+                    print(f"    list {k}: {v:,} classes")
+            return EXIT_OK
+        mid = classes.mid(args.query)
+        try:
+            name = classes.name(mid)
+        except KeyError:
+            name = None
+        lists = [k for k, v in classes.lists.items() if mid in set(v)]
+        data = {"LabelName": mid, "DisplayName": name, "code": classes.code_of_mid(mid), "lists": lists}
+        if args.json:
+            print(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            print(f"{mid}  {name}  (code {data['code']}; lists: {', '.join(lists) or '-'})")
     return EXIT_OK
 
 

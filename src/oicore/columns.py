@@ -77,8 +77,9 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str]):
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
-def decimal_scale(values: np.ndarray) -> int | None:
-    """The smallest ``e`` such that every value equals ``k / 10**e`` for an integer ``|k| < 2**53``, else None.
+def decimal_scale(values: np.ndarray, hint: int | None = None) -> int | None:
+    """An ``e`` such that every value equals ``k / 10**e`` for an integer ``|k| < 2**53``, else None:
+    ``hint`` when it fits, otherwise the smallest.
 
     ``k / 10**e`` in double arithmetic is the correctly rounded quotient (both operands exact), the same
     double that Python's ``float()`` makes of the decimal text, so the integers reproduce the values exactly.
@@ -87,10 +88,14 @@ def decimal_scale(values: np.ndarray) -> int | None:
         return 0
     if not np.isfinite(values).all() or np.signbit(values[values == 0]).any():
         return None
-    for e in range(MAX_SCALE + 1):
+    candidates = range(MAX_SCALE + 1)
+    if hint is not None and 0 <= hint <= MAX_SCALE:
+        # The text's own spelling (say, 6 fixed decimals) usually fits: one pass instead of up to seven.
+        candidates = [hint, *(e for e in candidates if e != hint)]
+    for e in candidates:
         scaled = np.rint(values * 10.0**e)
         if np.abs(scaled).max() >= _EXACT:
-            return None
+            continue
         if np.array_equal(scaled / 10.0**e, values):
             return e
     return None
@@ -112,9 +117,7 @@ def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | No
         entry.update(encoding="int", dtype=code, segment=_store_array(writer, stored))
         decoded = Decoded("int", values=stored, nulls=nulls)
     else:
-        e = decimal_scale(valid)
-        if e is not None and scale is not None and scale > e:
-            e = scale if np.abs(valid).max(initial=0) * 10.0**scale < _EXACT else e
+        e = decimal_scale(valid, hint=scale)
         if e is None:
             filled = values if nulls is None else np.where(nulls.astype(bool), 0.0, values)
             stored = filled.astype(np.float64)

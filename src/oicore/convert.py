@@ -673,8 +673,9 @@ def _codes(chunked, mapper) -> np.ndarray:
     if chunked.num_chunks == 0:
         return np.zeros(0, np.int64)
     mapping = mapper(chunked.chunk(0).dictionary.to_pylist())
-    indices = np.concatenate([np.asarray(c.indices) for c in chunked.chunks]).astype(np.int64)
-    return mapping[indices] if len(mapping) else indices
+    # to_numpy() is a view; np.asarray() of an arrow array copies through a slow path.
+    indices = np.concatenate([c.indices.to_numpy() for c in chunked.chunks])
+    return mapping.take(indices) if len(mapping) else indices.astype(np.int64)
 
 
 def _numbers(chunked):
@@ -683,11 +684,28 @@ def _numbers(chunked):
     import pyarrow.compute as pc
 
     if chunked.null_count:
-        nulls = np.asarray(chunked.is_null().combine_chunks() if hasattr(chunked, "combine_chunks") else chunked.is_null())
-        values = np.asarray(pc.fill_null(chunked, 0).combine_chunks() if isinstance(chunked, pa.ChunkedArray) else pc.fill_null(chunked, 0))
+        nulls = _to_numpy(chunked.is_null())
+        values = _to_numpy(pc.fill_null(chunked, 0))
         return values, nulls
-    arr = chunked.combine_chunks() if isinstance(chunked, pa.ChunkedArray) else chunked
-    return np.asarray(arr), None
+    return _to_numpy(chunked), None
+
+
+def _to_numpy(arrow) -> np.ndarray:
+    """An arrow array or chunked array without nulls as one numpy array (views where possible)."""
+    import pyarrow as pa
+
+    if isinstance(arrow, pa.ChunkedArray):
+        parts = [c.to_numpy(zero_copy_only=False) for c in arrow.chunks]
+        if not parts:
+            return np.zeros(0, dtype=_numpy_dtype(arrow.type))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return arrow.to_numpy(zero_copy_only=False)
+
+
+def _numpy_dtype(arrow_type):
+    import pyarrow as pa
+
+    return {pa.bool_(): np.bool_, pa.uint64(): np.uint64, pa.float64(): np.float64, pa.int8(): np.int8, pa.int32(): np.int32, pa.int64(): np.int64}.get(arrow_type, np.float64)
 
 
 def _split_codes(p: _Part, id_name: str):
@@ -696,6 +714,6 @@ def _split_codes(p: _Part, id_name: str):
     if "Subset" in p.names:
         values = p.table.column("Subset")
         mapping = np.array([SPLIT_CODES.get(_SUBSETS.get(v.lower(), ""), UNKNOWN_SPLIT) for v in values.chunk(0).dictionary.to_pylist()], np.uint8) if values.num_chunks else np.zeros(0, np.uint8)
-        idx = np.concatenate([np.asarray(c.indices) for c in values.chunks]) if values.num_chunks else np.zeros(0, np.int64)
+        idx = np.concatenate([c.indices.to_numpy() for c in values.chunks]) if values.num_chunks else np.zeros(0, np.int64)
         return mapping[idx] if len(mapping) else np.zeros(0, np.uint8)
     return None

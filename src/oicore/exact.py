@@ -22,7 +22,7 @@ __all__ = ["learn_rules", "find_exceptions", "column_specs", "render_part", "sam
 
 QUOTE_MINIMAL, QUOTE_ALL, QUOTE_NEVER = 0, 1, 2
 _FIELD = re.compile(rb'"(?:[^"]|"")*"|[^,\r\n]*')
-_SAMPLE_RECORDS = 1000
+_SAMPLE_RECORDS = 200
 _TERMINATORS = {b"\n": "\n", b"\r\n": "\r\n", b"\r": "\r"}
 
 
