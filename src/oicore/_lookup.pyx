@@ -652,6 +652,12 @@ cdef class Boxes:
         return f"<Boxes: {len(self.image_id)} rows>"
 
 
+def freeze(Boxes b):
+    """Make a Boxes' arrays read-only (results shared through a cache)."""
+    for a in (b.image_id, b.label, b.boxes, b.is_occluded, b.is_truncated, b.is_group_of, b.is_depiction, b.is_inside, b.source, b.split):
+        a.flags.writeable = False
+
+
 cdef class BoxLookup:
     """``boxes_for_image()`` and ``boxes()`` (per class) over the boxes table."""
 

@@ -117,6 +117,19 @@ class Hierarchy:
             frontier = nxt
         return out
 
+    def table(self):
+        """Every edge as a ``pyarrow.Table``: ``parent``, ``child`` and ``edge`` (``Subcategory`` or ``Part``)."""
+        import pyarrow as pa
+
+        rows = [(parent, child, edge) for (edge, parent), kids in self._children.items() for child in kids]
+        return pa.table(
+            {
+                "parent": pa.array([r[0] for r in rows], pa.string()),
+                "child": pa.array([r[1] for r in rows], pa.string()),
+                "edge": pa.array([r[2] for r in rows], pa.string()),
+            }
+        )
+
     def expand(self, mid: str, positive: bool = True, edges=("Subcategory",)) -> list[str]:
         """``mid`` and what the evaluation adds: ancestors for positives (and boxes), descendants for negatives."""
         return [mid, *(self.ancestors(mid, edges) if positive else self.descendants(mid, edges))]

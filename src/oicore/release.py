@@ -424,6 +424,7 @@ class Release:
 
     def boxes(self, label, split=None) -> Boxes:
         """The boxes of a class (MID, code or display name), ordered by split, then ImageID, then file order."""
+        self._check_open()
         code = self.label_code(label)
         split_code = -1 if split is None else self._split_code(split)
         key = ("boxes", code, split_code)
@@ -431,6 +432,7 @@ class Release:
         if hit is not None:
             return hit
         result = self._boxes_lookup().for_class(code, split_code)
+        _lookup.freeze(result)  # shared through the cache: read-only, so no caller can change another's answer
         self._cache.put(key, result, 40 * len(result) + 200)
         return result
 
@@ -542,6 +544,7 @@ class Release:
         return self._store.directory["images"]["count"]
 
     def __contains__(self, image_id) -> bool:
+        self._check_open()
         try:
             return self._images.index(image_id) >= 0
         except (ValueError, TypeError):
@@ -595,14 +598,24 @@ class Release:
             if code is None:
                 raise KeyError(f"{mid!r} is not a label of this release")
             column[code] = j
-        batch = self.labels_many(ids, source=None if source in (None, "all") else source)
-        n = len(batch)
+        source = None if source in (None, "all") else source
+        arr = self._id_array(ids)
+        # Positives: confidence >= min_confidence, compared exactly (in double precision, as labels() does).
+        pos = self.labels_many(arr, source=source, min_confidence=min_confidence)
+        every = self.labels_many(arr, source=source)
+        neg_rows = every.confidence == 0  # exact in float32 too
+        n = len(every)
         out = np.full((n, len(mids)), -1 if mode == "ternary" else 0, dtype=dtype)
-        row_of = np.repeat(np.arange(n), np.diff(batch.offsets))
-        human = np.array([s in self._human_sources() for s in range(max(len(self.sources), 1) + 1)] + [False] * 256)[batch.source]
-        labels, conf = batch.label.astype(np.int64), batch.confidence
-        positive = conf >= min_confidence
-        negative = conf == 0
+        human_codes = self._human_sources()
+        is_human = np.zeros(256, bool)
+        is_human[list(human_codes)] = True
+        row_pos = np.repeat(np.arange(n), np.diff(pos.offsets))
+        row_all = np.repeat(np.arange(n), np.diff(every.offsets))
+        labels = np.concatenate([pos.label, every.label[neg_rows]]).astype(np.int64)
+        row_of = np.concatenate([row_pos, row_all[neg_rows]])
+        human = is_human[np.concatenate([pos.source, every.source[neg_rows]])]
+        positive = np.r_[np.ones(len(pos.label), bool), np.zeros(int(neg_rows.sum()), bool)]
+        negative = ~positive
         if expand:
             labels, row_of, positive, negative, human = self._expand(labels, row_of, positive, negative, human)
         cols = column[labels]
@@ -659,6 +672,8 @@ class Release:
         t = self._store.tables.get(name)
         if t is None:
             raise KeyError(f"no table {name!r}; this release has {', '.join(self._store.tables)}")
+        if name == "hierarchy":
+            return self.hierarchy.table()
         want = None if split is None else self.splits[self._split_code(split)]
         pieces = []
         for k, part in enumerate(t.parts):

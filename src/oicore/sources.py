@@ -125,6 +125,15 @@ def classify(path, root=None) -> Source | None:
     )
 
 
+def _boxable_subsets(found: list[Source]) -> list[Source]:
+    """A "-boxable" file is export-only when a fuller file of its table and split is among the sources;
+    otherwise (V5 ships train images only as a boxable file) it is the table's part for lookups."""
+    from dataclasses import replace
+
+    full = {(s.table, s.split) for s in found if not s.export_only}
+    return [replace(s, export_only=False) if s.export_only and (s.table, s.split) not in full else s for s in found]
+
+
 def find_sources(paths, *, strict: bool = False) -> list[Source]:
     """Every file oicore stores from ``paths`` (release directories or single files), sorted by name.
 
@@ -151,6 +160,7 @@ def find_sources(paths, *, strict: bool = False) -> list[Source]:
                 warnings.warn(message, OicoreWarning, stacklevel=2)
                 continue
             found.append(source)
+    found = _boxable_subsets(found)
     names = [s.name for s in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
