@@ -55,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="synthesize a tiny release in a temporary folder and read it",
-        description="Synthesize a tiny release in a temporary folder, then read every file with oicore.read_csv "
-        "and show what it found, including a real error message.",
+        help="synthesize a tiny release, convert it, look things up",
+        description="Synthesize a tiny release in a temporary folder, read every file with oicore.read_csv, "
+        "convert the release into one .oic file, look labels and boxes up, and show a real error message.",
     )
     p.add_argument("--scale", type=_positive_float, default=0.0005, help="release scale (default: %(default)s)")
     p.set_defaults(func=_cmd_demo)
@@ -466,13 +466,28 @@ def _cmd_demo(args) -> int:
             t0 = time.perf_counter()
             table = read_csv(p)
             print("   " + _summarize(p.relative_to(out), table, time.perf_counter() - t0).replace("\n", "\n   "))
+        import oicore
+        from oicore.convert import convert
+
+        t0 = time.perf_counter()
+        report = convert(out, Path(tmp) / "release.oic", progress=False)
+        print(f"3. converted it into one .oic file in {time.perf_counter() - t0:.2f} s: "
+              f"{report.bytes_written / 1e6:.1f} MB for {report.bytes_read / 1e6:.1f} MB of CSV")
+        with oicore.open(report.path) as release:
+            ids = release.image_ids("train")
+            busiest = max(ids[:200], key=lambda i: len(release.labels(i)))
+            t0 = time.perf_counter()
+            r = release.labels(busiest)
+            micros = (time.perf_counter() - t0) * 1e6
+            print(f"4. opened it; release.labels('{int(busiest):016x}') in {micros:.0f} µs (first call):")
+            for mid, name, conf in list(zip(r.mids, r.names, r.confidence.tolist()))[:5]:
+                print(f"     {mid:<12} {conf:.2f}  {name}")
+            some = release.boxes_for_images(ids[:500], missing="empty").boxes
+            mid = release.mids[int(some.label[0])] if len(some) else r.mids[0]
+            b = release.boxes(mid)
+            print(f"   release.boxes({mid!r}): {len(b)} boxes; images_with: {len(release.images_with(mid))} images")
         labels = out / "train" / "annotations-human-bbox.csv"
-        table = read_csv(labels)
-        print("3. the first box row, typed:")
-        first = {k: v[0] for k, v in table.slice(0, 1).to_pydict().items()}
-        print(f"   ImageID {first['ImageID']:016x} (uint64 {first['ImageID']}), {first['LabelName']}, "
-              f"XMin..YMax {first['XMin']}, {first['XMax']}, {first['YMin']}, {first['YMax']}")
-        print("4. a damaged file gives an error that says what and where:")
+        print("5. a damaged file gives an error that says what and where:")
         lines = labels.read_bytes().split(b"\n")
         lines[3] = lines[3].rsplit(b",", 1)[0] + b",O.250000"  # a letter O typed for a zero
         bad = Path(tmp) / "damaged-bbox.csv"

@@ -252,6 +252,11 @@ def decode(container, entry: dict, rows: int, *, vocabulary_size: int | None = N
     if enc == "strings":
         offsets, data = read_strings(container, entry, rows, what)
         return Decoded(enc, offsets=offsets, data=data)
+    from oicore.textcodec import ENCODINGS, decode_text
+
+    if enc in ENCODINGS:  # template, md5, text_dict: decoded to plain text
+        offsets, data = decode_text(container, entry, rows)
+        return Decoded("strings", offsets=offsets, data=data)
     raise FormatError(f"{what}: unknown encoding {enc!r}", path=container.path)
 
 

@@ -417,7 +417,10 @@ class _Job:
             base = int(offsets[0])
             offsets -= base
             data = data[base : base + int(offsets[-1])]
-            return C.encode_strings(self.writer, name, offsets, data, level=self.level, pool=self.pool)
+            from oicore.textcodec import encode_text
+
+            # URLs as templates, MD5s as bytes, repeated text as dictionaries; plain zstd text otherwise.
+            return encode_text(self.writer, name, offsets, data, level=self.level, pool=self.pool)
         # numbers
         fill = -1 if col.type is ColumnType.INT8 else 0
         values = gather(lambda p: _numbers(p.table.column(name))[0], fill)

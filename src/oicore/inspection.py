@@ -62,8 +62,19 @@ def _segment_bytes(container, segments) -> tuple[int, int]:
     return stored, raw
 
 
-def _column_segments(entry: dict) -> list:
-    return [entry.get("segment"), entry.get("nulls")]
+def _column_segments(entry, found=None) -> set:
+    """Every segment a column entry names, however deeply (text encodings nest them)."""
+    found = set() if found is None else found
+    if isinstance(entry, dict):
+        for key, value in entry.items():
+            if key in ("segment", "nulls") and isinstance(value, int):
+                found.add(value)
+            elif key != "ref":  # a reference points at another column's segment: counted there
+                _column_segments(value, found)
+    elif isinstance(entry, list):
+        for value in entry:
+            _column_segments(value, found)
+    return found
 
 
 def info(path) -> dict:
