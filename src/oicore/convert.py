@@ -88,6 +88,7 @@ class _Vocabulary:
     def __init__(self):
         self.codes: dict[str, int] = {}
         self.named: set[str] = set()
+        self._buffers = None  # (size, buffers) of the last buffers() call
 
     def code_map(self, values: list[str]) -> np.ndarray:
         out = np.empty(len(values), np.int64)
@@ -99,10 +100,14 @@ class _Vocabulary:
         return out
 
     def buffers(self):
+        if self._buffers is not None and self._buffers[0] == len(self.codes):
+            return self._buffers[1]
         encoded = [m.encode("utf-8") for m in self.codes]
         offsets = np.zeros(len(encoded) + 1, np.int64)
         np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return offsets, np.frombuffer(b"".join(encoded), np.uint8).copy()
+        result = offsets, np.frombuffer(b"".join(encoded), np.uint8).copy()
+        self._buffers = (len(self.codes), result)
+        return result
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -470,27 +475,21 @@ class _Job:
         else:
             inverse = None
         sorted_ids = self._sorted_ids if id_name is not None else None
-        start = 0
-        for i, p in enumerate(parts):
+        starts = np.cumsum([0] + [p.rows for p in parts])
+
+        def check(i: int):
             # Rows of this part, in file order, as positions in lookup order.
-            positions = np.arange(start, start + p.rows)
+            p = parts[i]
+            positions = np.arange(starts[i], starts[i + 1])
             if inverse is not None:
                 positions = inverse[positions]
-            start += p.rows
             rules = self._rules(p)
             cols = {name: _take(col, positions) for name, col in decoded.items() if name in p.names}
             ids = sorted_ids[positions] if sorted_ids is not None else None
             specs = exact.column_specs(p.names, cols, rules, ids, vocabulary)
-            part_entry = {
-                "name": p.source.name,
-                "rows": p.rows,
-                "columns": p.names,
-                "terminator": rules["terminator"],
-                "quote": [rules["quote"].get(n, 0) for n in p.names],
-                "style": [rules["style"].get(n) for n in p.names],
-            }
+            file_order = None
             if order is not None and not _is_sorted_positions(positions):
-                part_entry["file_order"] = self.writer.add_zstd(np.ascontiguousarray(_rank_within(positions)).astype(np.uint32), level=self.level)
+                file_order = np.ascontiguousarray(_rank_within(positions)).astype(np.uint32)
             with open(p.source.path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 source = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -502,6 +501,21 @@ class _Job:
                 finally:
                     if size:
                         source.close()
+            return rules, file_order, prefix, suffix, exc, texts
+
+        # Parts are checked in parallel (the renderer releases the GIL); segments are written in order.
+        for i, (rules, file_order, prefix, suffix, exc, texts) in enumerate(self.pool.map(check, range(len(parts)))):
+            p = parts[i]
+            part_entry = {
+                "name": p.source.name,
+                "rows": p.rows,
+                "columns": p.names,
+                "terminator": rules["terminator"],
+                "quote": [rules["quote"].get(n, 0) for n in p.names],
+                "style": [rules["style"].get(n) for n in p.names],
+            }
+            if file_order is not None:
+                part_entry["file_order"] = self.writer.add_zstd(file_order, level=self.level)
             part_entry["prefix"] = prefix.decode("utf-8")
             part_entry["suffix"] = suffix.decode("utf-8")
             part_entry["exceptions"] = len(texts)
