@@ -138,3 +138,18 @@ def test_read_csv_loads_no_pandas(tmp_path):
     out = run("-c", code, str(p))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_public_result_types_have_stubs():
+    """The C result types are typed by a .pyi next to the extension, shipped with py.typed."""
+    import ast
+
+    from oicore import _lookup
+
+    stub = ast.parse((Path(_lookup.__file__).with_name("_lookup.pyi")).read_text())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
+    for cls, attrs in (("Labels", ["label", "confidence", "source", "mids", "names"]), ("Boxes", ["image_id", "boxes", "xmin", "split"])):
+        declared = {n.name for n in classes[cls].body if isinstance(n, ast.FunctionDef)}
+        assert set(attrs) <= declared
+        for a in attrs:
+            assert hasattr(getattr(_lookup, cls), a)

@@ -49,3 +49,18 @@ def test_quick_example_calls_exist(release_path):
     code = code.replace('"openimages-v3.oic"', repr(str(release_path))).replace('"000002b66c9c498e"', repr(image_id))
     code = code.replace('"Person"', repr(mid)).replace('"/m/0dzct"', repr(mid))
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_lookups_load_neither_pandas_nor_pyarrow(release_path):
+    """DataLoader workers pay for every import: open and per-image lookups stay on numpy."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, oicore
+with oicore.open({str(release_path)!r}) as r:
+    i = r.image_ids()[0]
+    r.labels(i); r.boxes_for_image(i); r.labels_many(r.image_ids()[:10]); r.image(i) if i in r else None
+assert "pyarrow" not in sys.modules and "pandas" not in sys.modules, sorted(m for m in sys.modules if m.startswith(("pyarrow", "pandas")))
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
