@@ -33,7 +33,7 @@
 enum {
     OIC_RENDER_HEX64 = 0,   /* uint64 values: 16 lowercase hex digits */
     OIC_RENDER_STRINGS = 1, /* offsets (rows + 1) into data, one string per row */
-    OIC_RENDER_DICT = 2,    /* int32 codes into a table made by oic_render_table, OIC_RENDER_PAD bytes padded */
+    OIC_RENDER_DICT = 2,    /* int32 codes into a table of strings (see oic_render_column.rendered) */
     OIC_RENDER_DECIMAL = 3, /* int64 k: k / 10^scale, in a style */
     OIC_RENDER_INT = 4,     /* int64 values */
     OIC_RENDER_FLOAT = 5    /* double values, as Python's repr() */
@@ -79,6 +79,9 @@ typedef struct {
     const uint8_t *data;
     int64_t data_len;
     int64_t count;         /* dictionaries: table entries */
+    int32_t rendered;      /* dictionaries: the table was made by oic_render_table with this quote mode and
+                            * has OIC_RENDER_PAD bytes after it (each row is one copy); else it is the raw
+                            * text, quoted row by row, its offsets checked row by row */
     int32_t scale;         /* decimals: digits after the point, 0..18 */
     int32_t style;         /* decimals: OIC_DECIMAL_* */
     locale_t c_locale;     /* floats: the "C" locale, for strtod_l */
@@ -482,7 +485,8 @@ static OIC_RENDER_COLD int oic_render_double(double v, locale_t loc, uint8_t *ou
 /* ---- fields and records -------------------------------------------------- */
 
 /* Row `row` of column c as a field: returns its size (writing it only when it fits in cap), or
- * OIC_RENDER_BAD_VALUE for a string offset or dictionary code outside its table. */
+ * OIC_RENDER_BAD_VALUE for a string offset or dictionary code outside its table (or a raw table's offsets
+ * outside its data). */
 static inline OIC_RENDER_HOT int64_t oic_render_field(const oic_render_column *c, int64_t row, uint8_t *out,
                                                       int64_t cap)
 {
@@ -494,6 +498,11 @@ static inline OIC_RENDER_HOT int64_t oic_render_field(const oic_render_column *c
         if (code < 0 || code >= c->count)
             return OIC_RENDER_BAD_VALUE;
         int64_t b = c->offsets[code], len = c->offsets[code + 1] - b;
+        if (!c->rendered) {
+            if (b < 0 || len < 0 || b + len > c->data_len)
+                return OIC_RENDER_BAD_VALUE;
+            return oic_render_text(c->data + b, len, c->quote, out, cap);
+        }
         if (len <= OIC_RENDER_PAD && cap >= OIC_RENDER_PAD)
             memcpy(out, c->data + b, OIC_RENDER_PAD); /* the table's padding keeps this in bounds */
         else if (len <= cap && len > 0)

@@ -181,6 +181,28 @@ def test_one_empty_field_is_quoted_like_csv_writer(kind, terminator):
     assert render([make(texts, 2)], 0, 1) == b"\n"
 
 
+@pytest.mark.parametrize("quote", [0, 1, 2])
+@pytest.mark.parametrize("unused", [0, 50])
+def test_dictionary_tables_rendered_once_or_row_by_row(quote, unused):
+    # A table larger than the rows asked for is not rendered whole: its entries are quoted row by row.
+    texts = ["", "a,b", 'q"', "x\r\ny", "plain", "plain", "é"]
+    col = dict_column(texts, quote, extra=["unused %d" % k for k in range(unused)])
+    for start, stop in ((0, 7), (1, 3), (0, 1), (4, 6)):
+        expected = render([strings_column(texts, quote)], start, stop)
+        assert render([col], start, stop) == expected
+        assert render([col, col], start, stop) == render([strings_column(texts, quote)] * 2, start, stop)
+        if start == 0 and quote != 2:  # unquoted, "x\r\ny" is two records
+            end, exc = compare([col], stop, b"h\n" + expected, 2)
+            assert end == len(expected) + 2 and exc.shape == (0, 3)
+
+
+def test_bad_raw_table_offsets_are_caught_while_rendering():
+    col = ("dict", 0, np.array([0, 1], np.int32), None, np.array([0, 1, 9, 3], np.int64), b"abc")
+    assert render([col], 0, 1) == b"a\n"  # 3 entries for 1 row: checked row by row
+    with pytest.raises(ValueError, match="column 0: table offsets of the entry at row 1 outside the data"):
+        render([col], 0, 2)
+
+
 def test_nulls_render_empty_and_unquoted_in_every_kind():
     n = 3
     nulls = np.array([1, 0, 1], dtype=np.uint8)
@@ -482,16 +504,16 @@ def test_bad_columns(spec, error, match):
 def test_bad_string_offsets_are_caught_while_rendering():
     for offsets in ([0, 5, 1, 1], [0, 1, 9, 9], [-1, 0, 0, 0]):
         col = ("strings", 0, None, None, np.array(offsets, np.int64), b"abc")
-        with pytest.raises(ValueError, match="column 0: string offsets at row"):
+        with pytest.raises(ValueError, match="column 0: string offsets at row .* outside the data"):
             render([col], 0, 3)
-        with pytest.raises(ValueError, match="column 0: string offsets at row"):
+        with pytest.raises(ValueError, match="column 0: string offsets at row .* outside the data"):
             compare([col], 3, b"a\nb\nc\n", 0)
     # Found after some rows were already done.
     offsets = np.arange(1001, dtype=np.int64)
     offsets[700] = 5000
     cols = [column("int", np.arange(1000, dtype=np.int64)), ("strings", 0, None, None, offsets, b"x" * 1000)]
     for call in (lambda: render(cols, 0, 1000), lambda: compare(cols, 1000, render(cols, 0, 699) + b"0,x\n" * 400, 0)):
-        with pytest.raises(ValueError, match="column 1: string offsets at row 699 outside"):
+        with pytest.raises(ValueError, match="column 1: string offsets at row 699 outside the data"):
             call()
 
 

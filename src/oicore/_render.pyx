@@ -67,6 +67,7 @@ cdef extern from "oic_render.h" nogil:
         const uint8_t *data
         int64_t data_len
         int64_t count
+        int32_t rendered
         int32_t scale
         int32_t style
         locale_t c_locale
@@ -168,7 +169,7 @@ cdef class _Columns:
             c.offsets = NULL
             c.data = NULL
             c.data_len = c.count = 0
-            c.scale = c.style = 0
+            c.rendered = c.scale = c.style = 0
             c.c_locale = C_LOCALE
             if not isinstance(spec, tuple) or len(spec) != 6:
                 raise TypeError(f"column {i}: expected a tuple (kind, quote, values, nulls, aux1, aux2)")
@@ -201,20 +202,34 @@ cdef class _Columns:
                 offs = _array(aux1, np.dtype(np.int64), 1, i, "table offsets (aux1)")
                 data = _data(aux2, i)
                 count = offs.shape[0] - 1
-                for k in range(count):
-                    if offs[k] < 0 or offs[k + 1] < offs[k]:
-                        raise ValueError(f"column {i}: table offsets must be >= 0 and non-decreasing (entry {k})")
-                if offs[0] < 0 or offs[count] > data.shape[0]:
-                    raise ValueError(f"column {i}: table offsets run past its {data.shape[0]} bytes")
+                if count > 0x7FFFFFFF:
+                    raise ValueError(f"column {i}: a table of {count} entries is more than int32 codes reach")
                 codes = values
                 for r in range(lo, hi):
                     if not 0 <= codes[r] < count and not (c.nulls != NULL and c.nulls[r]):
                         raise ValueError(f"column {i}: code {codes[r]} at row {r} outside a table of {count}")
-                table_offsets, table = self.render_table(offs, data, count, c.quote)
-                c.offsets = <const int64_t *>_ptr(table_offsets)
-                c.data = <const uint8_t *>_ptr(table)
-                c.data_len = table.shape[0] - OIC_RENDER_PAD
                 c.count = count
+                if count <= hi - lo:
+                    # Rendered once when that costs less than the rows (so not for a few rows of a large
+                    # vocabulary): then each row is one copy.
+                    for k in range(count):
+                        if offs[k] < 0 or offs[k + 1] < offs[k]:
+                            raise ValueError(f"column {i}: table offsets must be >= 0 and non-decreasing "
+                                             f"(entry {k})")
+                    if offs[count] > data.shape[0]:
+                        raise ValueError(f"column {i}: table offsets run past its {data.shape[0]} bytes")
+                    table_offsets, table = self.render_table(offs, data, count, c.quote)
+                    c.offsets = <const int64_t *>_ptr(table_offsets)
+                    c.data = <const uint8_t *>_ptr(table)
+                    c.data_len = table.shape[0] - OIC_RENDER_PAD
+                    c.rendered = 1
+                else:
+                    # The rows' entries are checked as they are rendered.
+                    self.keep.append(aux1)
+                    self.keep.append(data)
+                    c.offsets = &offs[0]
+                    c.data = &data[0] if data.shape[0] else NULL
+                    c.data_len = data.shape[0]
             elif c.kind == OIC_RENDER_DECIMAL:
                 if not isinstance(aux1, (int, np.integer)) or not 0 <= aux1 <= 18:
                     raise ValueError(f"column {i}: decimal scale (aux1) must be an int in 0..18, got {aux1!r}")
@@ -259,9 +274,9 @@ cdef _Columns _columns(object columns, Py_ssize_t lo, Py_ssize_t hi):
 
 
 cdef _raise_bad(_Columns c, oic_render_state *st):
-    cdef oic_render_column *col = &c.cols[st.bad_column]
-    what = "code" if col.kind == OIC_RENDER_DICT else "string offsets"
-    raise ValueError(f"column {st.bad_column}: {what} at row {st.row} outside the table")
+    # Codes were checked before rendering: a dictionary's failure is its table's offsets.
+    what = "table offsets of the entry" if c.cols[st.bad_column].kind == OIC_RENDER_DICT else "string offsets"
+    raise ValueError(f"column {st.bad_column}: {what} at row {st.row} outside the data")
 
 
 def render(columns, Py_ssize_t start, Py_ssize_t stop, terminator=b"\n"):
