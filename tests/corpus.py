@@ -479,7 +479,11 @@ case("attribute-descriptions", "/m/02gy9n,Transparent\n/m/05z87,Plastic\n", "att
      Ok([("/m/02gy9n", "Transparent"), ("/m/05z87", "Plastic")], ("LabelName", "DisplayName")))
 case("attribute-descriptions-utf8", b"/m/02gy9n,\xff\n", "attribute_descriptions", Err(CSVError, 1, 2, 10, "DisplayName"))
 
-# Empty input.
-for k in (None, "strings", "class_lists", "image_labels", "class_descriptions"):
+# Empty input: an error where a header is needed (or the kind must be recognised), zero rows for a header-less
+# kind asked for by name (an empty class list is a list of no classes).
+for k in (None, "strings", "image_labels"):
     case(f"empty-file-{k}", b"", k, Err(CSVError, 1, None, 0))
     case(f"only-bom-{k}", BOM, k, Err(CSVError, 1, None, 0))
+for k, names in (("class_lists", ("LabelName",)), ("class_descriptions", ("LabelName", "DisplayName"))):
+    case(f"empty-file-{k}", b"", k, Ok([], names))
+    case(f"only-bom-{k}", BOM, k, Ok([], names))

@@ -24,7 +24,7 @@ SEED = 4
 
 def synthetic_release(tmp_path_factory, release: str) -> tuple[Path, Path]:
     """``(source folder, .oic file)`` of a synthetic release, made once per session (shared with test_release)."""
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     root = tmp_path_factory.getbasetemp() / "synthetic-releases"
     src, out = root / release, root / f"{release}.oic"
@@ -133,7 +133,7 @@ def assert_no_match_lists_close_names(classes, expected: Expected):
 
 @pytest.fixture(scope="module")
 def real_v3(tmp_path_factory):
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     out = tmp_path_factory.mktemp("real") / "v3.oic"
     convert(SHARED_DATA / "v3", out)
@@ -196,7 +196,7 @@ def test_real_v3_ambiguous_names_through_lookups(real_v3):
 
 @pytest.mark.parametrize("folder", ["v1", "v4"])
 def test_real_description_files(tmp_path_factory, folder):
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     out = tmp_path_factory.mktemp(f"real-{folder}") / f"{folder}.oic"
     convert(SHARED_DATA / folder, out)

@@ -96,6 +96,8 @@ def test_valid_cases_agree_with_python_csv(case):
     records = list(csv.reader(io.StringIO(case.data.decode("utf-8-sig"), newline=""), strict=True))
     rows = case.expected.rows
     assert len(records) - len(rows) in (0, 1)
+    if not records and not rows:  # an empty header-less file: no records, no rows
+        return
     names = records[0] if len(records) > len(rows) else [""] * len(rows[0])
     if len(records) > len(rows) and case.expected.names is not None:
         assert tuple(names) == case.expected.names

@@ -242,7 +242,7 @@ def _nodes(tree):
 
 def synthetic_release(tmp_path_factory, release: str) -> tuple[Path, Path]:
     """``(source folder, .oic file)`` of a synthetic release, made once per session (shared with test_release)."""
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     root = tmp_path_factory.getbasetemp() / "synthetic-releases"
     src, out = root / release, root / f"{release}.oic"
@@ -255,7 +255,7 @@ def synthetic_release(tmp_path_factory, release: str) -> tuple[Path, Path]:
 
 
 def test_real_hierarchy_in_a_converted_synthetic_release(tmp_path_factory, real_tree):
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     src, _ = synthetic_release(tmp_path_factory, "v4")
     folder = tmp_path_factory.mktemp("v4-real-hierarchy")
@@ -270,7 +270,7 @@ def test_real_hierarchy_in_a_converted_synthetic_release(tmp_path_factory, real_
 
 
 def test_real_release_folder_v4(tmp_path_factory, real_tree):
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     out = tmp_path_factory.mktemp("real-v4") / "v4.oic"
     convert(SHARED_DATA / "v4", out)

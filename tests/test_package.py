@@ -153,3 +153,11 @@ def test_public_result_types_have_stubs():
         assert set(attrs) <= declared
         for a in attrs:
             assert hasattr(getattr(_lookup, cls), a)
+
+
+def test_convert_and_export_stay_functions_after_their_modules_load():
+    import oicore.converter
+    import oicore.exporter
+
+    assert oicore.convert is oicore.converter.convert and callable(oicore.convert)
+    assert oicore.export is oicore.exporter.export and callable(oicore.export)

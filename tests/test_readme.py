@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import oicore
-from oicore.convert import convert
+from oicore.converter import convert
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

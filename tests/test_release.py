@@ -55,7 +55,7 @@ HIERARCHY_ROOT = "/m/0bl9f"
 
 def synthetic_release(tmp_path_factory, release: str) -> tuple[Path, Path]:
     """``(source folder, .oic file)`` of a synthetic release, made once per session (other modules share it)."""
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     root = tmp_path_factory.getbasetemp() / "synthetic-releases"
     src, out = root / release, root / f"{release}.oic"
@@ -1073,7 +1073,7 @@ def test_pickle_round_trip(v4):
 
 
 def test_unpickling_a_replaced_file_raises(v4, tmp_path):
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     path = tmp_path / "release.oic"
     shutil.copyfile(v4.oic, path)

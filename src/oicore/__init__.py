@@ -37,8 +37,8 @@ _LAZY = {
     "synth": ("oicore.synthetic", "synth"),
     "open": ("oicore.release", "open"),
     "Release": ("oicore.release", "Release"),
-    "convert": ("oicore.convert", "convert"),
-    "export": ("oicore.export", "export"),
+    "convert": ("oicore.converter", "convert"),
+    "export": ("oicore.exporter", "export"),
     "set_num_threads": ("oicore.threads", "set_num_threads"),
     "get_num_threads": ("oicore.threads", "get_num_threads"),
 }

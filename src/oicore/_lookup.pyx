@@ -59,7 +59,9 @@ cdef class Segment:
     cdef readonly size_t length
     cdef object _offset
 
-    def __init__(self, container, int index):
+    def __init__(self, container, index):
+        if not isinstance(index, int) or not 0 <= index < len(container.segments):
+            raise FormatError(f"expected a segment index in [0, {len(container.segments)}), got {index!r}", path=container.path)
         seg = container.segments[index]
         if seg["codec"] != "raw":
             raise FormatError(f"segment {index} is {seg['codec']}, not raw", path=container.path, byte_offset=seg["offset"])

@@ -202,7 +202,7 @@ def main(argv=None) -> int:
 
 
 def _cmd_convert(args) -> int:
-    from oicore.convert import convert
+    from oicore.converter import convert
 
     report = convert(
         args.sources,
@@ -221,7 +221,7 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from oicore.export import export
+    from oicore.exporter import export
 
     t0 = time.perf_counter()
     written = export(args.file, args.to, format=args.format, image_id=args.image_id, force=args.force)
@@ -467,7 +467,7 @@ def _cmd_demo(args) -> int:
             table = read_csv(p)
             print("   " + _summarize(p.relative_to(out), table, time.perf_counter() - t0).replace("\n", "\n   "))
         import oicore
-        from oicore.convert import convert
+        from oicore.converter import convert
 
         t0 = time.perf_counter()
         report = convert(out, Path(tmp) / "release.oic", progress=False)

@@ -75,7 +75,11 @@ def _number_style(texts: list[bytes]) -> tuple[str, int | None]:
     fixed_digits, fixed_ok = digits.most_common(1)[0]
     trim_ok = sum(1 for t in plain if b"." not in t or not t.endswith(b"0"))  # 0.5, 1
     trim1_ok = sum(1 for t in plain if b"." in t and (not t.endswith(b"0") or t.endswith(b".0")))  # 0.5, 1.0
-    best = max([(fixed_ok, 2, "fixed"), (trim1_ok, 1, "trim1"), (trim_ok, 0, "trim")])[2]
+    # On a tie the spelling that does not depend on the column's scale wins: the scale is the table's,
+    # chosen over every part, and "fixed" renders exactly that many digits. Integers ("1") are "trim" and
+    # one-decimal text ("1.0", "0.5") "trim1" at any scale; "fixed" there would make every row of this part
+    # an exception beside a part with more digits (V7 human labels: "1" in train, "1.0" in validation).
+    best = max([(fixed_ok, 0, "fixed"), (trim1_ok, 1, "trim1"), (trim_ok, 2, "trim")])[2]
     return best, fixed_digits if best == "fixed" else None
 
 
@@ -121,7 +125,12 @@ def column_specs(names: list[str], columns: dict[str, Decoded], rules: dict, ima
             offsets, data = _string_table(col.dictionary)
             specs.append(("dict", q, np.ascontiguousarray(col.values, np.int32), None, offsets, data))
         elif col.encoding == "decimal":
-            specs.append(("decimal", q, np.ascontiguousarray(col.values, np.int64), nulls, int(col.scale), rules["style"].get(name, "fixed")))
+            style = rules["style"].get(name) or "fixed"
+            values, scale = np.ascontiguousarray(col.values, np.int64), int(col.scale)
+            digits = rules.get("decimals", {}).get(name)
+            if style == "fixed" and digits is not None and digits != scale:
+                values, scale = _rescale(values, scale, digits)
+            specs.append(("decimal", q, values, nulls, scale, style))
         elif col.encoding == "int":
             specs.append(("int", q, np.ascontiguousarray(col.values, np.int64), nulls, None, None))
         elif col.encoding == "float64":
@@ -131,6 +140,17 @@ def column_specs(names: list[str], columns: dict[str, Decoded], rules: dict, ima
         else:
             raise ValueError(f"column {name!r}: cannot render encoding {col.encoding!r}")
     return specs
+
+
+def _rescale(values: np.ndarray, scale: int, digits: int):
+    """Integers ``k`` at ``scale`` as integers at ``digits`` (a part that spells fewer or more decimals than the
+    column's scale). Rows whose value has more digits than ``digits`` render wrongly, and so are exceptions."""
+    if digits > scale:
+        factor = 10 ** (digits - scale)
+        if len(values) and np.abs(values).max() >= 2**62 // factor:
+            return values, scale  # would overflow: keep the column's scale (rows become exceptions)
+        return values * factor, digits
+    return values // 10 ** (scale - digits), digits
 
 
 def _string_table(values: list[str]):

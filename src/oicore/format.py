@@ -366,8 +366,14 @@ class Container:
 
     def block(self, i: int, k: int) -> tuple[int, int, int]:
         """Block ``k`` of segment ``i``: (stored length, raw length, CRC-32C)."""
+        self._segment_index(i)
         stored, raw, crc = self.blocks[self.segments[i]["first_block"] + k]
         return int(stored), int(raw), int(crc)
+
+    def _segment_index(self, i) -> None:
+        # Negative indexes would silently wrap to other segments.
+        if not isinstance(i, int) or not 0 <= i < len(self.segments):
+            raise FormatError(f"expected a segment index in [0, {len(self.segments)}), got {i!r}", path=self.path)
 
     def block_count(self, i: int) -> int:
         return self.segments[i]["block_count"]
@@ -386,6 +392,7 @@ class Container:
 
     def raw(self, i: int, start: int = 0, stop: int | None = None) -> memoryview:
         """Bytes ``[start, stop)`` of raw segment ``i``, a view into the map, every block it covers checked."""
+        self._segment_index(i)
         seg = self.segments[i]
         if seg["codec"] != "raw":
             raise FormatError(f"segment {i} is {seg['codec']}, not raw", path=self.path, byte_offset=seg["offset"])
@@ -400,6 +407,7 @@ class Container:
 
     def data(self, i: int) -> bytes | memoryview:
         """Segment ``i``'s data: a checked view for raw segments, the decompressed frames joined for zstd."""
+        self._segment_index(i)
         seg = self.segments[i]
         if seg["codec"] == "raw":
             return self.raw(i)
@@ -407,6 +415,7 @@ class Container:
 
     def frame_data(self, i: int, k: int) -> bytes:
         """The decompressed frame ``k`` of zstd segment ``i``, its CRC and raw length checked."""
+        self._segment_index(i)
         seg = self.segments[i]
         stored, raw_length, _ = self.block(i, k)
         self._check_block(i, k)
@@ -425,6 +434,7 @@ class Container:
 
     def frames(self, i: int):
         """The checked zstd frames of segment ``i``, as ``(frame, raw_length)`` views."""
+        self._segment_index(i)
         for k in range(self.block_count(i)):
             stored, raw_length, _ = self.block(i, k)
             self._check_block(i, k)

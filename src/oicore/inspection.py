@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from oicore.errors import FormatError, OicoreError
+from oicore.errors import ChecksumError, FormatError, OicoreError
 from oicore.store import Store
 
 __all__ = ["info", "verify", "VerifyMismatchError", "INFO_KEYS"]
@@ -142,10 +142,11 @@ def verify(path, against=None) -> dict:
     Returns a summary (segments, blocks, sources checked). ``against`` (paths of release folders or
     files) also exports every source in memory and compares it with the file of the same name.
     """
-    from oicore.export import iter_parts, write_part
+    from oicore.exporter import iter_parts, write_part
 
-    store = Store(path, verify=True)  # every block's CRC
+    store = Store(path)  # header, footer, directory and its shape
     try:
+        _check_every_block(store)
         store.images  # image IDs sorted and unique, buckets and splits sized
         buckets_ok = _check_buckets(store)
         for name, t in store.tables.items():
@@ -173,6 +174,48 @@ def verify(path, against=None) -> dict:
         }
     finally:
         store.close()
+
+
+def _segment_owners(directory: dict) -> dict[int, str]:
+    """What each segment holds, for messages: ``{segment: "table 'boxes' column 'XMin'"}`` (first owner wins)."""
+    owners: dict[int, str] = {}
+
+    def own(seg, what):
+        if isinstance(seg, int) and not isinstance(seg, bool):
+            owners.setdefault(seg, what)
+
+    for key in ("ids", "buckets", "split"):
+        own(directory.get("images", {}).get(key), f"image index {key}")
+    for key in ("offsets", "data"):
+        own(directory.get("vocabulary", {}).get(key), f"vocabulary {key}")
+    for name, t in directory.get("tables", {}).items():
+        if not isinstance(t, dict):
+            continue
+        for col in t.get("columns", []) if isinstance(t.get("columns"), list) else []:
+            if isinstance(col, dict):
+                for seg in sorted(_column_segments(col)):
+                    own(seg, f"table {name!r} column {col.get('name')!r}")
+        for key in ("row_part", "export_ids", "row_image"):
+            own(t.get(key), f"table {name!r} {key}")
+        for key in ("image_rows", "class_rows", "positive_images"):
+            spec = t.get(key)
+            if isinstance(spec, dict):
+                for inner, seg in spec.items():
+                    own(seg, f"table {name!r} {key}" if inner == "segment" else f"table {name!r} {key} {inner}")
+        for k, part in enumerate(t.get("parts", []) if isinstance(t.get("parts"), list) else []):
+            if isinstance(part, dict):
+                for key in ("exception_segment", "file_order", "json_segment"):
+                    own(part.get(key), f"table {name!r} part {k} {key}")
+    return owners
+
+
+def _check_every_block(store) -> None:
+    """Every block's CRC-32C; a mismatch names the table and column (or index) the segment belongs to."""
+    try:
+        store.container.verify()
+    except ChecksumError as e:
+        owner = _segment_owners(store.directory).get(e.segment, "a segment of no table")
+        raise ChecksumError(f"{owner}: {e.reason}", path=e.path, byte_offset=e.byte_offset, segment=e.segment, block=e.block) from None
 
 
 def _check_buckets(store) -> bool:

@@ -259,11 +259,14 @@ class _Reader:
     def _header(self, chunk):
         """Decide kind, names and types from the first record; return where data starts."""
         start = len(_BOM) if chunk.end >= len(_BOM) and bytes(chunk.buf[: len(_BOM)]) == _BOM else 0
+        spec = None if self.kind_name is None else schema.KINDS[self.kind_name]
         if start == chunk.end:
+            if spec is not None and spec.header in (HeaderRule.NEVER, HeaderRule.OPTIONAL):
+                self._set_columns(spec, spec.headerless_names)  # a header-less file with no records
+                return start, 0
             raise CSVError(
                 "expected a header or a record, got an empty file", path=self.path, line=1, byte_offset=0
             )
-        spec = None if self.kind_name is None else schema.KINDS[self.kind_name]
         if spec is not None and spec.header is HeaderRule.NEVER:
             self._set_columns(spec, spec.headerless_names)
             return start, 0

@@ -300,12 +300,14 @@ def read_csv_reference(path_or_bytes, kind: str | None = None):
     spec = None if kind is None else schema.kind(kind)
 
     tok = Tokenizer(data, path)
-    if tok.at_eof():
+    if tok.at_eof() and not (spec is not None and spec.header in (HeaderRule.NEVER, HeaderRule.OPTIONAL)):
         raise CSVError("expected a header or a record, got an empty file", path=path, line=1, byte_offset=0)
 
     rows = []
     data_offset = tok.pos  # after the BOM; moves past the header when there is one
     if spec is not None and spec.header is HeaderRule.NEVER:
+        names = list(spec.headerless_names)
+    elif tok.at_eof():  # a header-less kind asked for by name, and no records
         names = list(spec.headerless_names)
     else:
         fields, first = read_first_record(tok)

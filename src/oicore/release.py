@@ -666,7 +666,7 @@ class Release:
         ``split`` is None."""
         import pyarrow as pa
 
-        from oicore.export import part_table
+        from oicore.exporter import part_table
 
         self._check_open()
         t = self._store.tables.get(name)

@@ -30,6 +30,9 @@ class Store:
         self._require(d, "vocabulary", dict)
         self.provenance = d["provenance"]
         self.sources = self.provenance.get("sources", [])
+        if not isinstance(self.sources, list) or not all(isinstance(s, dict) for s in self.sources):
+            raise FormatError("expected a list of source objects in the provenance", path=self.path)
+        _check_directory(self)
         self.tables = {name: TableView(self, name, entry) for name, entry in d["tables"].items()}
         self._vocab = None
         self._images = None
@@ -181,3 +184,207 @@ class TableView:
             texts.append(bytes(blob[pos : pos + length]))
             pos += length
         return rows, texts
+
+
+# ---- the directory's shape (FORMAT.md, "What a reader must check", items 4 and 6) ---------------------------
+
+_INT_CODES = {"u1": 1, "u2": 2, "u4": 4, "u8": 8, "i1": 1, "i2": 2, "i4": 4, "i8": 8}
+_UNSIGNED_CODES = ("u1", "u2", "u4", "u8")
+_TERMINATORS = ("\n", "\r\n", "\r")
+_QUOTES = frozenset((0, 1, 2))
+_STYLES = frozenset((None, "fixed", "trim", "trim1"))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _all_in(values, allowed: frozenset) -> bool:
+    try:
+        return set(values) <= allowed and bool not in set(map(type, values))
+    except TypeError:  # an unhashable item
+        return False
+
+
+class _Checker:
+    """Checks every number the directory gives before any reader (Python or the C lookups) uses it: segment
+    references are indexes of segments of the right codec, counts are non-negative, and each raw array fits
+    its segment exactly. It reads the block table only, no segment."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        c = store.container
+        self.segments = c.segments
+        # Raw length of each segment: its blocks' raw lengths summed (the container checked the blocks).
+        ends = np.zeros(len(c.blocks) + 1, np.int64)
+        np.cumsum(c.blocks[:, 1], dtype=np.int64, out=ends[1:])
+        first = np.array([seg["first_block"] for seg in self.segments], np.int64)
+        count = np.array([seg["block_count"] for seg in self.segments], np.int64)
+        self.raw_lengths = (ends[first + count] - ends[first]).tolist()
+
+    def fail(self, what: str, reason: str):
+        raise FormatError(f"directory: {what}: {reason}", path=self.store.path, byte_offset=self.store.container.directory_span[0])
+
+    def count(self, value, what: str, lo: int = 0, hi: int | None = None) -> int:
+        if not _is_int(value) or value < lo or (hi is not None and value > hi):
+            self.fail(what, f"expected an integer in [{lo}, {'∞' if hi is None else hi}], got {value!r}")
+        return value
+
+    def obj(self, value, what: str) -> dict:
+        if not isinstance(value, dict):
+            self.fail(what, f"expected an object, got {type(value).__name__}")
+        return value
+
+    def segment(self, value, what: str, codec: str, *, optional: bool = False, size: int | None = None) -> int | None:
+        """A segment index of ``codec``; ``size`` is the raw length it must have."""
+        if value is None and optional:
+            return None
+        if not _is_int(value) or not 0 <= value < len(self.segments):
+            self.fail(what, f"expected a segment index in [0, {len(self.segments)}), got {value!r}")
+        if self.segments[value]["codec"] != codec:
+            self.fail(what, f"expected a {codec} segment, segment {value} is {self.segments[value]['codec']}")
+        if size is not None and self.raw_lengths[value] != size:
+            self.fail(what, f"expected {size} bytes in segment {value}, it holds {self.raw_lengths[value]}")
+        return value
+
+    def dtype(self, value, what: str, codes=tuple(_INT_CODES)) -> int:
+        if value not in codes:
+            self.fail(what, f"expected a dtype of {', '.join(codes)}, got {value!r}")
+        return _INT_CODES[value]
+
+
+def _check_directory(store: Store) -> None:
+    d = store.directory
+    ck = _Checker(store)
+    images = ck.obj(d["images"], "images")
+    vocab = ck.obj(d["vocabulary"], "vocabulary")
+    n_images = ck.count(images.get("count"), "images.count", 0, 2**32 - 1)
+    ck.segment(images.get("ids"), "images.ids", "raw", size=8 * n_images)
+    bits = ck.count(images.get("bucket_bits"), "images.bucket_bits", 1, 24)
+    width = ck.dtype(images.get("buckets_dtype", "u4"), "images.buckets_dtype", ("u4", "u8"))
+    ck.segment(images.get("buckets"), "images.buckets", "raw", size=width * ((1 << bits) + 1))
+    ck.segment(images.get("split"), "images.split", "raw", size=n_images)
+    splits = images.get("splits", ["train", "validation", "test"])
+    if not isinstance(splits, list) or not all(isinstance(x, str) for x in splits):
+        ck.fail("images.splits", "expected a list of names")
+    n_vocab = ck.count(vocab.get("count"), "vocabulary.count", 0, 2**32 - 1)
+    ck.segment(vocab.get("offsets"), "vocabulary.offsets", "raw", size=4 * (n_vocab + 1))
+    ck.segment(vocab.get("data"), "vocabulary.data", "raw")
+    n_codes = max(n_vocab, 1)
+    for name, t in d["tables"].items():
+        _check_table(ck, str(name), ck.obj(t, f"table {name!r}"), n_images, n_codes, len(store.sources))
+
+
+def _check_table(ck: _Checker, name: str, t: dict, n_images: int, n_codes: int, n_sources: int) -> None:
+    what = f"table {name!r}"
+    rows = ck.count(t.get("rows"), f"{what} rows", 0, 2**40)
+    lookup = ck.count(t.get("lookup_rows", rows), f"{what} lookup_rows", 0, rows)
+    columns, parts = t.get("columns", []), t.get("parts")
+    if not isinstance(columns, list) or not isinstance(parts, list):
+        ck.fail(what, "expected lists of columns and parts")
+    names: set = set()
+    for i, col in enumerate(columns):
+        cw = f"{what} column {i}"
+        ck.obj(col, cw)
+        if not isinstance(col.get("name"), str) or col["name"] in names:
+            ck.fail(cw, f"expected a new column name, got {col.get('name')!r}")
+        names.add(col["name"])
+        _check_column(ck, f"{what} column {col['name']!r}", col, rows, n_codes)
+    names = frozenset(names)
+    if len(parts) > 256 or (len(parts) > 1 and "row_part" not in t):
+        ck.fail(what, f"{len(parts)} parts need row_part (at most 256 parts)")
+    ck.segment(t.get("row_part"), f"{what} row_part", "zstd", optional=True, size=rows)
+    if "export_ids" in t:
+        ck.segment(t["export_ids"], f"{what} export_ids", "zstd", size=8 * (rows - lookup))
+    if "image_rows" in t:
+        spec = ck.obj(t["image_rows"], f"{what} image_rows")
+        width = ck.dtype(spec.get("dtype"), f"{what} image_rows dtype", ("u4", "u8"))
+        ck.segment(spec.get("segment"), f"{what} image_rows", "raw", size=width * (n_images + 1))
+    if "row_image" in t:
+        ck.segment(t["row_image"], f"{what} row_image", "raw", size=4 * lookup)
+    for key, inner in (("class_rows", "rows"), ("positive_images", "images")):
+        if key in t:
+            spec = ck.obj(t[key], f"{what} {key}")
+            ck.segment(spec.get("offsets"), f"{what} {key} offsets", "raw", size=4 * (n_codes + 1))
+            ck.segment(spec.get(inner), f"{what} {key} {inner}", "raw", size=4 * lookup if key == "class_rows" else None)
+    total = 0
+    for k, part in enumerate(parts):
+        pw = f"{what} part {k}"
+        ck.obj(part, pw)
+        ck.count(part.get("source"), f"{pw} source", 0, n_sources - 1)
+        n = ck.count(part.get("rows"), f"{pw} rows", 0, rows)
+        total += n
+        if "json_segment" in part:
+            ck.segment(part["json_segment"], f"{pw} json_segment", "zstd")
+            continue
+        cols = part.get("columns")
+        if not isinstance(cols, list) or not _all_in(cols, names):
+            ck.fail(pw, f"expected a list of the table's column names, got {cols!r}")
+        for key, allowed in (("quote", _QUOTES), ("style", _STYLES)):
+            values = part.get(key)
+            if not isinstance(values, list) or len(values) != len(cols) or not _all_in(values, allowed):
+                ck.fail(f"{pw} {key}", f"expected one of {sorted(allowed, key=str)} per column, got {values!r}")
+        digits = part.get("decimals", [None] * len(cols))
+        if not isinstance(digits, list) or len(digits) != len(cols) or not all(d is None or (_is_int(d) and 0 <= d <= 18) for d in digits):
+            ck.fail(f"{pw} decimals", f"expected null or 0..18 per column, got {digits!r}")
+        if part.get("terminator") not in _TERMINATORS:
+            ck.fail(f"{pw} terminator", f"expected LF, CRLF or CR, got {part.get('terminator')!r}")
+        for key in ("prefix", "suffix"):
+            if not isinstance(part.get(key), str):
+                ck.fail(f"{pw} {key}", "expected text")
+        n_exc = ck.count(part.get("exceptions", 0), f"{pw} exceptions", 0, n)
+        ck.segment(part.get("exception_segment"), f"{pw} exception_segment", "zstd", optional=not n_exc)
+        ck.segment(part.get("file_order"), f"{pw} file_order", "zstd", optional=True, size=4 * n)
+    if total != rows:
+        ck.fail(what, f"its parts hold {total} rows, the table {rows}")
+
+
+def _check_column(ck: _Checker, what: str, col: dict, rows: int, n_codes: int) -> None:
+    enc = col.get("encoding")
+    if enc == "image":
+        return
+    if enc == "code":
+        width = ck.dtype(col.get("dtype"), f"{what} dtype", _UNSIGNED_CODES)
+        ck.segment(col.get("segment"), what, "raw", size=width * rows)
+    elif enc == "dict":
+        values = col.get("values")
+        if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            ck.fail(what, "expected a non-empty list of text values")
+        if col.get("segment") is not None:
+            width = ck.dtype(col.get("dtype"), f"{what} dtype", _UNSIGNED_CODES)
+            ck.segment(col.get("segment"), what, "raw", size=width * rows)
+    elif enc in ("decimal", "int", "float64"):
+        width = 8 if enc == "float64" else ck.dtype(col.get("dtype"), f"{what} dtype")
+        if enc == "decimal":
+            ck.count(col.get("scale"), f"{what} scale", 0, 18)
+        ck.segment(col.get("segment"), what, "raw", size=width * rows)
+        ck.segment(col.get("nulls"), f"{what} nulls", "raw", optional=True, size=(rows + 7) // 8)
+    elif enc == "strings":
+        seg = ck.segment(col.get("segment"), what, "zstd")
+        block_rows = col.get("block_rows")
+        if (not isinstance(block_rows, list) or not all(_is_int(n) and n >= 0 for n in block_rows)
+                or sum(block_rows) != rows or len(block_rows) != ck.segments[seg]["block_count"]):
+            ck.fail(f"{what} block_rows", f"expected one row count per block adding up to {rows}")
+    elif enc in ("md5", "text_dict", "template"):
+        # FORMAT.md, "Text encodings": ``rows`` is checked first; an exceptions object lists distinct rows
+        # below the table's, one frame of texts per block_rows entry. The rest is checked where decoded.
+        if col.get("rows") != rows:
+            ck.fail(f"{what} rows", f"expected the table's {rows} rows, got {col.get('rows')!r}")
+        exc = col.get("exceptions")
+        if exc is not None:
+            ck.obj(exc, f"{what} exceptions")
+            block_rows = exc.get("block_rows")
+            if not isinstance(block_rows, list) or not all(_is_int(n) and n >= 0 for n in block_rows) or sum(block_rows) > rows:
+                ck.fail(f"{what} exceptions block_rows", f"expected row counts adding up to at most {rows}, got {block_rows!r}")
+            if sum(block_rows):
+                seg = ck.segment(exc.get("segment"), f"{what} exceptions", "zstd")
+                if ck.segments[seg]["block_count"] != len(block_rows):
+                    ck.fail(f"{what} exceptions block_rows", f"{len(block_rows)} entries for {ck.segments[seg]['block_count']} frames")
+        if enc == "md5":
+            ck.segment(col.get("segment"), what, "raw", size=16 * rows)
+    else:
+        # A newer minor version's encoding: the column is rejected when used, not the file (FORMAT.md,
+        # "Compatibility"); any segment it names must still be one.
+        for key in ("segment", "nulls"):
+            if col.get(key) is not None and (not _is_int(col[key]) or not 0 <= col[key] < len(ck.segments)):
+                ck.fail(f"{what} {key}", f"expected a segment index, got {col[key]!r}")

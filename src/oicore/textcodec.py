@@ -844,6 +844,10 @@ def _check_blocks(container, desc, what):
     _segment(container, seg, what, "zstd")
     if _block_count(container, seg) != len(block_rows):
         _fail(container, what, f"{len(block_rows)} frame counts for {_block_count(container, seg)} frames", seg)
+    for k, n in enumerate(block_rows):
+        # Every entry takes at least one byte of its frame: this bounds what a damaged count can allocate.
+        if n > _raw_length(container, seg, k):
+            _fail(container, what, f"frame {k} claims {n} entries in {_raw_length(container, seg, k)} bytes", seg)
     return seg, block_rows
 
 

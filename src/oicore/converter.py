@@ -513,6 +513,7 @@ class _Job:
                 "terminator": rules["terminator"],
                 "quote": [rules["quote"].get(n, 0) for n in p.names],
                 "style": [rules["style"].get(n) for n in p.names],
+                "decimals": [rules["decimals"].get(n) for n in p.names],
             }
             if file_order is not None:
                 part_entry["file_order"] = self.writer.add_zstd(file_order, level=self.level)

@@ -51,12 +51,13 @@ def write_part(store: Store, table, k: int, out) -> None:
             continue
         if name not in table.columns:
             store.fail(f"table {table.name!r} part {k}: column {name!r} is not stored")
-        from oicore.convert import _take
+        from oicore.converter import _take
 
         cols[name] = _take(table.column(name), positions)
     rules = {
         "quote": dict(zip(names, part["quote"])),
         "style": {n: s for n, s in zip(names, part["style"]) if s is not None},
+        "decimals": {n: d for n, d in zip(names, part.get("decimals") or [None] * len(names)) if d is not None},
     }
     specs = exact.column_specs(names, cols, rules, ids, store.vocabulary)
     exc_rows, exc_texts = table.exceptions(k)
@@ -137,7 +138,7 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
     """Part ``k`` of ``table`` as a pyarrow table with the reader's schema (ImageID as ``image_id``)."""
     import pyarrow as pa
 
-    from oicore.convert import _take
+    from oicore.converter import _take
 
     part = table.parts[k]
     positions = table.part_positions(k)
@@ -165,7 +166,10 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
                 from oicore.schema import column
 
                 target = column(name).type.arrow_name
-                arr = pa.array(values, mask=col.nulls).cast(target if target in ("int8", "int32", "int64", "float64") else pa.float64())
+                try:
+                    arr = pa.array(values, mask=col.nulls).cast(target if target in ("int8", "int32", "int64", "float64") else pa.float64())
+                except (pa.ArrowInvalid, OverflowError) as e:
+                    store.fail(f"table {table.name!r} column {name!r}: stored values do not fit {target} ({e})", table.columns[name].get("segment"))
                 del nulls
         arrays.append(arr)
         names.append(name)
@@ -181,8 +185,13 @@ def _export_parquet(store: Store, to: Path, image_id: str, force: bool) -> list[
     for source, table, k in iter_parts(store):
         if "json_segment" in table.parts[k]:
             continue
-        key = (table.name, source.get("split") or (source.get("list_name") or Path(source["name"]).stem))
-        groups.setdefault(key, []).append(part_table(store, table, k, image_id))
+        stem = Path(source["name"]).stem
+        key = source.get("split") or (source.get("list_name") or stem)
+        if source.get("export_only"):
+            # A subset of a fuller file of the same table and split ("-boxable"): its own file, so that
+            # <table>/<split>.parquet holds each row once, as Release.table() does.
+            key = f"{key}-boxable" if "boxable" in stem.lower() else f"{key}-{stem}"
+        groups.setdefault((table.name, key), []).append(part_table(store, table, k, image_id))
     for (table, split), tables in sorted(groups.items()):
         target = to / table / f"{split}.parquet"
         if target.exists() and not force:
