@@ -64,3 +64,22 @@ with oicore.open({str(release_path)!r}) as r:
 assert "pyarrow" not in sys.modules and "pandas" not in sys.modules, sorted(m for m in sys.modules if m.startswith(("pyarrow", "pandas")))
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_convert_export_and_verify_do_not_load_pandas(release_path, tmp_path):
+    """pyarrow's numpy bridges import pandas (half a second); convert and export avoid them."""
+    import subprocess
+    import sys
+
+    src = release_path.parent / "src"
+    code = f"""
+import sys
+from oicore.converter import convert
+from oicore.exporter import export
+from oicore.inspection import verify
+convert({str(src)!r}, {str(tmp_path / "again.oic")!r}, progress=False)
+export({str(tmp_path / "again.oic")!r}, {str(tmp_path / "out")!r})
+verify({str(tmp_path / "again.oic")!r}, against=[{str(src)!r}])
+assert "pandas" not in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

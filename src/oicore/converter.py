@@ -415,7 +415,7 @@ class _Job:
             pieces = [p.table.column(name) if name in p.names else pa.chunked_array([pa.array([""] * p.rows, pa.string())]) for p in parts]
             arr = pa.chunked_array([c for piece in pieces for c in piece.chunks], type=pa.string()).cast(pa.large_string()).combine_chunks()
             if order is not None:
-                arr = arr.take(pa.array(order))
+                arr = arr.take(_arrow_indices(order))
             offsets = np.frombuffer(arr.buffers()[1], np.int64, len(arr) + 1, arr.offset * 8).copy()
             data = arr.buffers()[2]
             data = memoryview(data) if data is not None else memoryview(b"")
@@ -658,7 +658,7 @@ def _take(col: C.Decoded, positions: np.ndarray) -> C.Decoded:
         import pyarrow as pa
 
         arr = pa.LargeStringArray.from_buffers(len(col.offsets) - 1, pa.py_buffer(col.offsets), pa.py_buffer(col.data))
-        taken = arr.take(pa.array(positions, pa.int64()))
+        taken = arr.take(_arrow_indices(positions))
         n = len(taken)
         offsets = np.frombuffer(taken.buffers()[1], np.int64, n + 1, taken.offset * 8)
         data = taken.buffers()[2]
@@ -671,6 +671,14 @@ def _take(col: C.Decoded, positions: np.ndarray) -> C.Decoded:
         scale=col.scale,
         dictionary=col.dictionary,
     )
+
+
+def _arrow_indices(positions: np.ndarray):
+    """An int64 arrow array over a numpy array's buffer (``pa.array`` of numpy input imports pandas)."""
+    import pyarrow as pa
+
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
 
 
 def _is_contiguous(positions: np.ndarray) -> bool:
@@ -691,8 +699,7 @@ def _codes(chunked, mapper) -> np.ndarray:
     if chunked.num_chunks == 0:
         return np.zeros(0, np.int64)
     mapping = mapper(chunked.chunk(0).dictionary.to_pylist())
-    # to_numpy() is a view; np.asarray() of an arrow array copies through a slow path.
-    indices = np.concatenate([c.indices.to_numpy() for c in chunked.chunks])
+    indices = np.concatenate([_view(c.indices) for c in chunked.chunks])
     return mapping.take(indices) if len(mapping) else indices.astype(np.int64)
 
 
@@ -709,21 +716,40 @@ def _numbers(chunked):
 
 
 def _to_numpy(arrow) -> np.ndarray:
-    """An arrow array or chunked array without nulls as one numpy array (views where possible)."""
+    """An arrow array or chunked array of a fixed-width type as one numpy array (views where possible).
+
+    pyarrow's own ``to_numpy`` imports pandas (about half a second) on first use; the buffers are enough.
+    """
     import pyarrow as pa
 
     if isinstance(arrow, pa.ChunkedArray):
-        parts = [c.to_numpy(zero_copy_only=False) for c in arrow.chunks]
+        parts = [_view(c) for c in arrow.chunks]
         if not parts:
-            return np.zeros(0, dtype=_numpy_dtype(arrow.type))
+            return np.zeros(0, dtype=_NUMPY_TYPES.get(str(arrow.type), np.float64))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return arrow.to_numpy(zero_copy_only=False)
+    return _view(arrow)
 
 
-def _numpy_dtype(arrow_type):
-    import pyarrow as pa
+_NUMPY_TYPES = {
+    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
+    "float32": np.float32, "float64": np.float64, "float": np.float32, "double": np.float64,
+}
 
-    return {pa.bool_(): np.bool_, pa.uint64(): np.uint64, pa.float64(): np.float64, pa.int8(): np.int8, pa.int32(): np.int32, pa.int64(): np.int64}.get(arrow_type, np.float64)
+
+def _view(arr) -> np.ndarray:
+    """One arrow array's values (validity ignored): a view of its data buffer; booleans unpacked."""
+    name = str(arr.type)
+    data = arr.buffers()[1]
+    if name == "bool":
+        if data is None:
+            return np.zeros(len(arr), bool)
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=arr.offset + len(arr), bitorder="little")
+        return bits[arr.offset :].astype(bool)
+    dtype = np.dtype(_NUMPY_TYPES[name])
+    if data is None or len(arr) == 0:
+        return np.zeros(len(arr), dtype)
+    return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
 
 
 def _split_codes(p: _Part, id_name: str):
@@ -732,6 +758,6 @@ def _split_codes(p: _Part, id_name: str):
     if "Subset" in p.names:
         values = p.table.column("Subset")
         mapping = np.array([SPLIT_CODES.get(_SUBSETS.get(v.lower(), ""), UNKNOWN_SPLIT) for v in values.chunk(0).dictionary.to_pylist()], np.uint8) if values.num_chunks else np.zeros(0, np.uint8)
-        idx = np.concatenate([c.indices.to_numpy() for c in values.chunks]) if values.num_chunks else np.zeros(0, np.int64)
+        idx = np.concatenate([_view(c.indices) for c in values.chunks]) if values.num_chunks else np.zeros(0, np.int64)
         return mapping[idx] if len(mapping) else np.zeros(0, np.uint8)
     return None
