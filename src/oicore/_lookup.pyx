@@ -294,14 +294,10 @@ cdef class LabelTable:
         self.is_human = is_human
 
 
-cdef class Labels:
-    """The image-level labels of one image: human rows first, then machine, each in file order.
+cdef class _Coded:
+    """A lookup result whose ``label`` codes index the release's vocabulary."""
 
-    ``label`` (int32 codes into ``release.mids``), ``confidence`` (float32) and ``source`` (uint8 codes into
-    ``release.sources``) are numpy arrays; ``mids`` and ``names`` are lists of str.
-    """
-
-    cdef readonly object label, confidence, source
+    cdef readonly object label
     cdef object _release
 
     def __len__(self):
@@ -314,6 +310,16 @@ cdef class Labels:
     @property
     def names(self):
         return self._release._name_list(self.label)
+
+
+cdef class Labels(_Coded):
+    """The image-level labels of one image: human rows first, then machine, each in file order.
+
+    ``label`` (int32 codes into ``release.mids``), ``confidence`` (float32) and ``source`` (uint8 codes into
+    ``release.sources``) are numpy arrays; ``mids`` and ``names`` are lists of str.
+    """
+
+    cdef readonly object confidence, source
 
     def to_pandas(self):
         import pandas as pd
@@ -593,17 +599,13 @@ cdef class BoxTable:
 FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 
 
-cdef class Boxes:
+cdef class Boxes(_Coded):
     """Boxes: ``image_id`` (uint64), ``label`` (int32 codes), ``boxes`` (N×4 float32: XMin, XMax, YMin, YMax),
     the five flags (int8, −1 unknown), ``source`` and ``split`` (uint8 codes into ``release.sources`` and
     ``release.splits``)."""
 
-    cdef readonly object image_id, label, boxes, is_occluded, is_truncated, is_group_of, is_depiction, is_inside
+    cdef readonly object image_id, boxes, is_occluded, is_truncated, is_group_of, is_depiction, is_inside
     cdef readonly object source, split
-    cdef object _release
-
-    def __len__(self):
-        return len(self.image_id)
 
     @property
     def xmin(self):
@@ -620,14 +622,6 @@ cdef class Boxes:
     @property
     def ymax(self):
         return self.boxes[:, 3]
-
-    @property
-    def mids(self):
-        return self._release._mid_list(self.label)
-
-    @property
-    def names(self):
-        return self._release._name_list(self.label)
 
     def to_pandas(self):
         import pandas as pd

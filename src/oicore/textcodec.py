@@ -190,19 +190,10 @@ class _Job:
         return all(st == 0 for st, _ in results)
 
 
-_compressors = threading.local()
-
-
 def _compress(piece, level: int) -> bytes:
-    cache = getattr(_compressors, "by_level", None)
-    if cache is None:
-        cache = _compressors.by_level = {}
-    c = cache.get(level)
-    if c is None:
-        import zstandard
+    from oicore.format import _compress as compress  # one compressor per thread and level, shared
 
-        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=False)
-    return c.compress(piece)
+    return compress(piece, level)
 
 
 _registry: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
