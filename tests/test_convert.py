@@ -35,7 +35,6 @@ from oicore.sources import find_sources
 from oicore.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RELEASES = ("v3", "v4", "v5", "v6", "v7")
 SYNTH_SCALE = 0.0002
@@ -67,8 +66,10 @@ def found_sources(sources) -> dict:
 
 
 def cli_env() -> dict:
+    """The environment for subprocesses: they import the same oicore as this process (in place or installed)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    home = str(Path(oicore.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([home, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("OICORE_NUM_THREADS", "2")
     return env
 
@@ -746,7 +747,6 @@ def test_killed_convert_leaves_nothing_at_the_target(tmp_path_factory, tmp_path)
         # Kill once the temporary file exists (the writer is part-way), or at the latest when the process ends.
         while time.monotonic() < deadline and proc.poll() is None and not any(p.name.endswith(".tmp") for p in out_dir.iterdir()):
             time.sleep(0.005)
-        time.sleep(0.05)
         killed = proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
