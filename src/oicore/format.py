@@ -301,9 +301,14 @@ class Container:
         self.blocks = self._read_block_table(directory.get("block_table"), d_off)
         table_start = self._table_offset
         table_end = table_start + 12 * len(self.blocks)
+        # Block sums, once for the whole table: a segment's blocks are [first, first + count).
+        stored = self.blocks[:, 0].astype(np.int64)
+        cum = np.zeros(len(stored) + 1, np.int64)
+        np.cumsum(stored, out=cum[1:])
+        raw_mismatch = np.flatnonzero(self.blocks[:, 0] != self.blocks[:, 1])
         end, next_block = HEADER_SIZE, 0
         for i, seg in enumerate(segments):
-            next_block = self._check_segment(i, seg, end, table_start, next_block)
+            next_block = self._check_segment(i, seg, end, table_start, next_block, cum, raw_mismatch)
             gap_start, end = end, seg["offset"] + seg["length"]
             if any(self.view[gap_start : seg["offset"]]):
                 self._fail(f"expected zero padding before segment {i}", gap_start)
@@ -316,17 +321,12 @@ class Container:
         self.directory = directory
         self.segments = segments
         self._checked = [bytearray(s["block_count"]) for s in segments]
-        # Each block's absolute offset, per segment.
-        stored = self.blocks[:, 0].astype(np.int64)
+        # Each block's absolute offset: its segment's offset plus the stored bytes of the blocks before it.
+        starts_all = cum[:-1].copy()
         self._starts = []
         for s in segments:
             k0, k = s["first_block"], s["block_count"]
-            starts = np.empty(k, np.int64)
-            if k:
-                starts[0] = 0
-                np.cumsum(stored[k0 : k0 + k - 1], out=starts[1:])
-                starts += s["offset"]
-            self._starts.append(starts)
+            self._starts.append(starts_all[k0 : k0 + k] + (s["offset"] - cum[k0]))
 
     def _read_block_table(self, spec, d_off):
         """The blocks of every segment: an (n, 3) uint32 array of stored length, raw length, CRC-32C."""
@@ -344,7 +344,7 @@ class Container:
             self._fail(f"a block over {BLOCK_SIZE} bytes in the block table", off)
         return table
 
-    def _check_segment(self, i, seg, min_offset, max_end, first_block) -> int:
+    def _check_segment(self, i, seg, min_offset, max_end, first_block, cum, raw_mismatch) -> int:
         keys = ("offset", "length", "first_block", "block_count")
         if not (isinstance(seg, dict) and all(isinstance(seg.get(k), int) and seg[k] >= 0 for k in keys) and seg.get("codec") in CODECS):
             self._fail(f"segment {i}: expected offset, length, codec, first_block and block_count", self.directory_span[0])
@@ -354,12 +354,13 @@ class Container:
         k0, k = seg["first_block"], seg["block_count"]
         if k0 != first_block or k0 + k > len(self.blocks):
             self._fail(f"segment {i}: its blocks [{k0}, {k0 + k}) do not follow the previous segment's", off)
-        blocks = self.blocks[k0 : k0 + k]
-        total = int(blocks[:, 0].sum(dtype=np.int64))
+        total = int(cum[k0 + k] - cum[k0])
         if total != length:
             self._fail(f"segment {i}: its blocks hold {total} bytes, its length is {length}", off)
-        if seg["codec"] == "raw" and not np.array_equal(blocks[:, 0], blocks[:, 1]):
-            self._fail(f"segment {i}: a raw block's stored and raw lengths differ", off)
+        if seg["codec"] == "raw" and len(raw_mismatch):
+            j = np.searchsorted(raw_mismatch, k0)
+            if j < len(raw_mismatch) and raw_mismatch[j] < k0 + k:
+                self._fail(f"segment {i}: a raw block's stored and raw lengths differ", off)
         return k0 + k
 
     # ---- reading segments -----------------------------------------------------------------
