@@ -201,6 +201,7 @@ class Release:
         self._classes = None
         self._hierarchy = None
         self._mids = None
+        self._mid_codes = None
         self._images_table = None
         self._sources = None
 
@@ -217,6 +218,13 @@ class Release:
         """Close the file; arrays already returned keep the mapping alive."""
         if self._closed:
             return
+        if self._label_lookup is not None or self._box_lookup is not None or self._cache.used:
+            # Results already handed out may still ask for their .mids and .names: load them while we can.
+            self.mids
+            try:
+                self.classes
+            except Exception:  # a file without class descriptions still closes
+                pass
         self._closed = True
         self._image_index = self._label_lookup = self._box_lookup = self._images_table = None
         self.__dict__.pop("labels", None)  # back to the methods, which raise on a closed Release
@@ -357,7 +365,10 @@ class Release:
             return code
         if not isinstance(label, str):
             raise TypeError(f"expected a MID, a label code or a display name, got {type(label).__name__}")
-        code = self.classes.code_of_mid(label)
+        codes = self._mid_codes
+        if codes is None:  # MIDs need only the vocabulary, not the names (a cold first call stays cheap)
+            codes = self._mid_codes = {m: i for i, m in enumerate(self.mids)}
+        code = codes.get(label)
         if code is not None:
             return code
         return self.classes.code_of_mid(self.classes.mid(label))
