@@ -15,7 +15,17 @@ Modes:
              ``setup``) minus the resident size after ``setup``. ``ru_maxrss``
              is recorded too, but it is not used: Linux carries it over from
              the parent across fork+exec, and it includes the imports' peaks.
-``time``     one untimed warm-up run, then ``--runs`` timed runs (default 1).
+``time``     for a task with ``cold=True``, first one call (the system's
+             ``first``, else ``run``) timed alone as ``cold_s``: the first call
+             in a fresh process; then one untimed warm-up run (unless the task
+             has ``warmup=False``), then ``--runs`` timed runs (default: the
+             task's ``runs``); a system's ``sample`` of single calls, if any,
+             runs last (``latency_ns``).
+
+A system's ``before`` hook runs, untimed, before every run; its ``normalize``
+turns the raw result into the task's canonical form before ``fingerprint`` and
+``quick`` (untimed). ``setup`` may record what it measured in ``ctx.notes``
+(load and build time, memory), which is reported as ``notes``.
 
 The report's ``status`` is ``ok``, ``unavailable`` (an import failed in setup)
 or ``failed`` (anything else raised). A worker that dies (killed, out of
@@ -73,7 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", required=True, type=Path)
     p.add_argument("--scale", required=True, type=float)
     p.add_argument("--mode", required=True, choices=("prepare", "check", "time"))
-    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--runs", type=int, default=None)
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args(argv)
 
@@ -91,7 +101,8 @@ def main(argv=None) -> int:
 
     task = tasks.load(args.task)
     system = task.system(args.system)
-    ctx = Context(data_dir=args.data, work_dir=args.work, scale=args.scale)
+    ctx = Context(data_dir=args.data, work_dir=args.work, scale=args.scale, mode=args.mode)
+    runs = args.runs if args.runs is not None else task.runs
 
     if args.mode == "prepare":
         t0 = time.perf_counter()
@@ -102,7 +113,14 @@ def main(argv=None) -> int:
             return finish("unavailable", **_error(exc))
         except Exception as exc:
             return finish("failed", **_error(exc))
-        return finish("ok", prepare_s=time.perf_counter() - t0)
+        return finish("ok", prepare_s=time.perf_counter() - t0, notes=ctx.notes)
+
+    def before(state) -> None:
+        if system.before is not None:
+            system.before(state)
+
+    def canonical(result):
+        return system.normalize(result) if system.normalize is not None else result
 
     t0 = time.perf_counter()
     try:
@@ -112,6 +130,7 @@ def main(argv=None) -> int:
     except Exception as exc:
         return finish("failed", stage="setup", **_error(exc))
     report["setup_s"] = time.perf_counter() - t0
+    report["notes"] = ctx.notes
     report["versions"] = {
         m: getattr(sys.modules.get(m), "__version__", None) for m in system.modules if m in sys.modules
     }
@@ -124,6 +143,7 @@ def main(argv=None) -> int:
 
     if args.mode == "check":
         try:
+            before(state)
             t0 = time.perf_counter()
             result = system.run(state)
             report["first_run_s"] = time.perf_counter() - t0
@@ -145,8 +165,9 @@ def main(argv=None) -> int:
             report["result_type"] = task.describe(result) if task.describe else type(result).__name__
             if system.validate is not None:
                 system.validate(result)
-            report["fingerprint"] = task.fingerprint(result)
-            report["quick"] = task.quick(result)
+            view = canonical(result)
+            report["fingerprint"] = task.fingerprint(view)
+            report["quick"] = task.quick(view)
         except AssertionError as exc:
             return finish("wrong", stage="validate", **_error(exc))
         except Exception as exc:
@@ -155,19 +176,32 @@ def main(argv=None) -> int:
 
     # mode == "time"
     try:
-        t0 = time.perf_counter()
-        result = system.run(state)
-        report["warm_s"] = time.perf_counter() - t0
-        del result
-        gc.collect()
+        if task.cold:
+            # the first call in this fresh process, after setup: the "cold" figure
+            before(state)
+            t0 = time.perf_counter()
+            result = (system.first or system.run)(state)
+            report["cold_s"] = time.perf_counter() - t0
+            del result
+            gc.collect()
+        if task.warmup:
+            before(state)
+            t0 = time.perf_counter()
+            result = system.run(state)
+            report["warm_s"] = time.perf_counter() - t0
+            del result
+            gc.collect()
         times, quick = [], None
-        for _ in range(args.runs):
+        for _ in range(runs):
+            before(state)
             t0 = time.perf_counter()
             result = system.run(state)
             times.append(time.perf_counter() - t0)
-            quick = task.quick(result)
+            quick = task.quick(canonical(result))
             del result
             gc.collect()
+        if system.sample is not None:
+            report["latency_ns"] = [int(x) for x in system.sample(state)]
     except Exception as exc:
         return finish("failed", stage="run", **_error(exc))
     return finish("ok", times=times, quick=quick)

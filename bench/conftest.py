@@ -65,10 +65,12 @@ class Micro:
                     state = system.setup(self.context(task, system))
                 except ImportError:
                     continue
+                if system.before is not None:
+                    system.before(state)
                 result = system.run(state)
                 if system.validate is not None:
                     system.validate(result)
-                self.references[task.name] = (system.name, task.fingerprint(result))
+                self.references[task.name] = (system.name, task.fingerprint(canonical(system, result)))
                 break
             else:
                 pytest.skip(f"no system of task {task.name!r} is available")
@@ -79,13 +81,31 @@ class Micro:
         if system.validate is not None:
             system.validate(result)
         name, expected = self.reference(task)
-        got = task.fingerprint(result)
+        got = task.fingerprint(canonical(system, result))
         diff = {
             k: (got.get(k), expected.get(k)) for k in sorted(set(got) | set(expected)) if got.get(k) != expected.get(k)
         }
         assert not diff, f"{task.name}/{system.name} disagrees with {name}: " + "; ".join(
             f"{k} {g!r} != {e!r}" for k, (g, e) in diff.items()
         )
+
+
+def canonical(system: System, result):
+    """The system's answer in its task's canonical form (``System.normalize``), as the runner compares it."""
+    return system.normalize(result) if system.normalize is not None else result
+
+
+def run_micro(benchmark, micro: Micro, task: Task, system: System) -> None:
+    """Check ``system``'s answer against the reference once, then benchmark its ``run``."""
+    state = micro.setup(task, system)
+    if system.before is not None:
+        system.before(state)
+    micro.check(task, system, system.run(state))  # the answer is checked once, before any timing
+    benchmark.extra_info["call"] = system.call
+    if system.before is not None:  # e.g. convert: remove the previous output, untimed
+        benchmark.pedantic(system.run, args=(state,), setup=lambda: system.before(state), rounds=3)
+    else:
+        benchmark(system.run, state)
 
 
 @pytest.fixture(scope="session")

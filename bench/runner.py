@@ -155,7 +155,7 @@ class Runner:
             for key in ("error", "stage", "traceback", "stderr_tail"):
                 if r.get(key):
                     res[key] = r[key]
-            for key in ("versions", "setup_s", "first_run_s", "result_type", "fingerprint", "quick"):
+            for key in ("versions", "setup_s", "first_run_s", "result_type", "fingerprint", "quick", "notes"):
                 if key in r:
                     res[key] = r[key]
             if r.get("result_bytes") is not None:
@@ -178,9 +178,14 @@ class Runner:
         active = [s for s in active if results[s.name]["status"] == "ok"]
 
         # 4. interleaved timing rounds
+        rounds = min(self.args.repeat, task.max_rounds or self.args.repeat)
+        entry["rounds"] = rounds
         for s in active:
             results[s.name]["times"] = []
-        for round_ in range(self.args.repeat):
+            if task.cold:
+                results[s.name]["cold_times"] = []
+        latencies: dict[str, list[int]] = {s.name: [] for s in active}
+        for round_ in range(rounds):
             k = round_ % len(active) if active else 0
             for s in active[k:] + active[:k]:
                 res = results[s.name]
@@ -200,21 +205,57 @@ class Runner:
                     log(f"[{task.name}] WRONG ANSWER from {s.name} in round {round_ + 1}: {r['quick']} != {expected}")
                     continue
                 res["times"] += r["times"]
+                if task.cold and r.get("cold_s") is not None:
+                    res["cold_times"].append(r["cold_s"])
+                latencies[s.name] += r.get("latency_ns") or []
                 log(
-                    f"[{task.name}] round {round_ + 1}/{self.args.repeat} {s.name}: "
+                    f"[{task.name}] round {round_ + 1}/{rounds} {s.name}: "
                     + ", ".join(report.seconds(t) for t in r["times"])
+                    + (f" (first call {report.seconds(r['cold_s'])})" if task.cold and r.get("cold_s") else "")
                 )
 
         # statistics and ratios
-        for res in results.values():
+        for name, res in results.items():
             times = res.get("times")
             if times:
                 res.update(median=statistics.median(times), min=min(times), max=max(times))
+                calls = task.system(name).calls or task.calls
+                if calls:
+                    res["timed_calls"] = calls
+                    res["per_call_s"] = res["median"] / calls
+                    res["calls_per_s"] = calls / res["median"]
+            if res.get("cold_times"):
+                res["cold_median"] = statistics.median(res["cold_times"])
+            lat = sorted(latencies.get(name) or [])
+            if lat:
+                res["latency"] = {
+                    "samples": len(lat),
+                    "p50_s": lat[len(lat) // 2] / 1e9,
+                    "p90_s": lat[min(len(lat) - 1, int(len(lat) * 0.90))] / 1e9,
+                    "p99_s": lat[min(len(lat) - 1, int(len(lat) * 0.99))] / 1e9,
+                    "max_s": lat[-1] / 1e9,
+                }
+            if task.stored and res.get("result_bytes") is not None:
+                res["stored_bytes"] = res["result_bytes"]
+        entry["calls"] = task.calls
+        entry["rate"] = task.rate
+        entry["cold"] = task.cold
+        entry["stored"] = task.stored
+        entry["note"] = task.note
         base = results.get("oicore", {})
         for name, res in results.items():
-            if name != "oicore" and res.get("median") and base.get("median") and base["status"] == "ok":
+            if name == "oicore" or base.get("status") != "ok":
+                continue
+            if res.get("per_call_s") and base.get("per_call_s"):
+                res["oicore_speedup"] = res["per_call_s"] / base["per_call_s"]
+                res["verdict"] = report.verdict(res["oicore_speedup"])
+            elif res.get("median") and base.get("median"):
                 res["oicore_speedup"] = res["median"] / base["median"]
                 res["verdict"] = report.verdict(res["oicore_speedup"])
+            if res.get("cold_median") and base.get("cold_median"):
+                res["oicore_cold_speedup"] = res["cold_median"] / base["cold_median"]
+            if res.get("stored_bytes") and base.get("stored_bytes"):
+                res["oicore_size_ratio"] = base["stored_bytes"] / res["stored_bytes"]
         return entry
 
     def compare(self, task, entry: dict) -> None:
@@ -271,7 +312,10 @@ def parse_args(argv):
     p.add_argument("--scale", type=float, default=0.1, help="synthetic release scale (default 0.1)")
     p.add_argument("--tasks", nargs="+", default=list(all_tasks), metavar="TASK", help="default: all")
     p.add_argument("--systems", nargs="+", metavar="SYSTEM", help="default: all (oicore and every peer)")
-    p.add_argument("--repeat", type=int, default=5, help="interleaved timing rounds (default 5)")
+    p.add_argument(
+        "--repeat", type=int, default=None,
+        help="interleaved timing rounds (default 5; 3 below scale 0.1, a smoke test; converts at most 3)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS.relative_to(REPO)})")
     p.add_argument("--data", type=Path, help="use this release directory as is instead of the synthetic one")
     p.add_argument("--regenerate", action="store_true", help="generate the synthetic release again")
@@ -286,6 +330,8 @@ def parse_args(argv):
     for name in args.systems or ():
         if name not in all_systems:
             p.error(f"unknown system {name!r}; known systems: {', '.join(all_systems)}")
+    if args.repeat is None:
+        args.repeat = 5 if args.scale >= 0.1 or args.data is not None else 3
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     if args.scale <= 0:
@@ -337,7 +383,9 @@ def main(argv=None) -> int:
                 log(f"[{name}] skipped: none of the chosen systems implements it")
                 continue
             log(f"[{name}] {task.title}: {', '.join(s.name for s in systems)}")
+            t0 = time.time()
             record["tasks"][name] = runner.run_task(task, systems)
+            record["tasks"][name]["wall_s"] = round(time.time() - t0, 1)
     record["duration_s"] = round(time.time() - started, 1)
 
     text = report.markdown(record)
@@ -349,6 +397,14 @@ def main(argv=None) -> int:
     shutil.copyfile(args.out / f"{stamp}.md", args.out / "latest.md")
     print(text)
     log(f"results: {args.out / f'{stamp}.json'} (and latest.json, latest.md) in {record['duration_s']} s")
+    chart = report.chart(record, args.out / f"{stamp}.png")
+    if chart is None:
+        log("chart: skipped (matplotlib is not installed; pip install matplotlib, or the bench extra)")
+    elif isinstance(chart, str):
+        log(f"chart: skipped ({chart})")
+    else:
+        shutil.copyfile(chart, args.out / "latest.png")
+        log(f"chart: {chart} (and latest.png)")
 
     wrong = [
         f"{task}/{system}"

@@ -15,7 +15,7 @@ imports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,13 @@ class Context:
     data_dir: Path  # the release, e.g. bench/data/v3-scale0.1
     work_dir: Path  # scratch space for this task and system (created by the runner)
     scale: float
+    mode: str = "check"  # the worker's mode: "prepare", "check" (answer kept) or "time"
+    notes: dict = field(default_factory=dict)  # what setup measured (load_s, build_s, build_bytes, ...)
+
+    @property
+    def keep(self) -> bool:
+        """Whether ``run`` must keep every answer (the check run) or may drop them (timed runs)."""
+        return self.mode == "check"
 
     def input(self, relative: str) -> Path:
         return self.data_dir / relative
@@ -45,6 +52,17 @@ class System:
     modules), and returns the state ``run`` receives. ``run`` is the timed call.
     ``validate`` (optional) checks system-specific promises about the result,
     such as oicore's column types, and raises ``AssertionError`` when broken.
+
+    ``normalize`` (optional) turns this system's raw result into the task's
+    canonical form, outside the timed region, before ``fingerprint`` and
+    ``quick`` see it. ``before`` (optional) runs untimed before every run (for
+    example to remove the previous run's output). ``sample`` (optional) times a
+    sample of single calls after the timed runs and returns their latencies in
+    nanoseconds (per-call percentiles). ``calls`` overrides the task's calls
+    per timed run for a slow system that times a prefix of the same IDs (its
+    check run still answers every one of them). ``first`` (optional) is the
+    single call timed as the first call of a fresh process when the task
+    reports ``cold`` figures (default: ``run``).
     """
 
     name: str
@@ -54,6 +72,11 @@ class System:
     call: str = ""  # the call being timed, as shown in the README and the report
     prepare: Callable[[Context], None] | None = None
     validate: Callable[[Any], None] | None = None
+    normalize: Callable[[Any], Any] | None = None
+    before: Callable[[Any], None] | None = None
+    sample: Callable[[Any], list] | None = None
+    calls: int | None = None
+    first: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +88,15 @@ class Task:
     row count) checked after every timed run. ``result_bytes(result)`` is the
     size of the result's buffers. ``throughput`` says whether MB/s of input is a
     meaningful figure for this task.
+
+    ``calls`` is the number of lookups one run makes: the report shows the time
+    per call (and ``rate``, e.g. "IDs/s", as calls per second). ``warmup``
+    says whether each timing process makes an untimed run first; ``runs`` is
+    the number of timed runs per process; ``max_rounds`` caps ``--repeat``
+    (3 for whole-release converts). ``cold`` reports the first call of each
+    fresh process (a system's ``first``) beside the warm median. ``stored``
+    reports the result as bytes on disk (``result_bytes``), with its ratio to
+    oicore's. ``note`` is printed under the task's table.
     """
 
     name: str
@@ -77,6 +109,14 @@ class Task:
     describe: Callable[[Any], str] | None = None  # the result's type/schema, for the record
     throughput: bool = True
     timeout: float = 900.0  # seconds for one worker process
+    calls: int | None = None
+    rate: str | None = None
+    warmup: bool = True
+    runs: int = 1
+    max_rounds: int | None = None
+    cold: bool = False
+    stored: bool = False
+    note: str = ""
 
     def system(self, name: str) -> System:
         for s in self.systems:

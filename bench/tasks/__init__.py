@@ -12,7 +12,15 @@ from bench.task import Task
 
 TASK_MODULES: tuple[str, ...] = (
     "parse",
-    # later: "convert", "open", "lookup", "batch_lookup", "class_boxes", "scan"
+    "convert",
+    "open",
+    "labels_one",
+    "labels_batch",
+    "boxes_image",
+    "boxes_class",
+    "boxes_class_rare",
+    "images_with",
+    "class_counts",
 )
 
 

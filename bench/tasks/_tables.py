@@ -120,11 +120,9 @@ def image_ids(column):
             if (digits == 255).any():
                 row = start + int(np.flatnonzero((digits == 255).any(axis=1))[0])
                 raise ValueError(f"ImageID {chunk[row]} at row {pos + row} is not 16 hex digits")
-            value = np.zeros(stop - start, dtype=np.uint64)
-            for i in range(16):
-                value <<= np.uint64(4)
-                value |= digits[:, i]
-            out[pos + start : pos + stop] = value
+            # two hex digits make a byte; eight bytes, most significant first, make the big-endian uint64
+            packed = (digits[:, 0::2] << 4) | digits[:, 1::2]
+            out[pos + start : pos + stop] = np.ascontiguousarray(packed).view(">u8")[:, 0]
         pos += n
     return out
 
