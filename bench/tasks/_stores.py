@@ -255,13 +255,6 @@ def _sql_str(path) -> str:
 # ------------------------------------------------------------------------------------------------ shared stores
 
 
-def stores_dir(ctx) -> Path:
-    """``bench/data/work/<release>/_stores`` (the runner's work dirs are ``.../<release>/<task>/<system>``)."""
-    d = Path(ctx.work_dir).parents[1] / "_stores"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
 def _data_key(data_dir: Path) -> str:
     marker = Path(data_dir) / ".complete.json"
     if marker.is_file():
@@ -318,7 +311,7 @@ def _write_typed_feather(data_dir: Path, out_dir: Path) -> Path:
 
 
 def _stores_for(data_dir: Path) -> Path:
-    # Same place as stores_dir(ctx) for the runner's layout; usable without a Context.
+    # bench/data/work/<release>/_stores, beside the runner's work dirs (<release>/<task>/<system>).
     from bench import data
 
     d = data.DATA_ROOT / "work" / Path(data_dir).name / "_stores"

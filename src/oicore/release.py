@@ -220,10 +220,11 @@ class Release:
             return
         if self._label_lookup is not None or self._box_lookup is not None or self._cache.used:
             # Results already handed out may still ask for their .mids and .names: load them while we can.
-            self.mids
+            # A damaged or name-less file still closes; those results then raise when asked.
             try:
+                self.mids
                 self.classes
-            except Exception:  # a file without class descriptions still closes
+            except (ValueError, LookupError, OSError):
                 pass
         self._closed = True
         self._image_index = self._label_lookup = self._box_lookup = self._images_table = None
