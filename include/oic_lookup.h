@@ -97,14 +97,6 @@ static inline void oic_col_prefetch(const oic_col *c, size_t row)
         __builtin_prefetch(c->guard->base + row * (size_t)c->width);
 }
 
-/* Check the rows [lo, hi) of a column; -1 when sound, else the bad block. */
-static inline int64_t oic_col_check(const oic_col *c, size_t lo, size_t hi)
-{
-    if (c->guard == NULL)
-        return -1;
-    return oic_guard_check(c->guard, lo * (size_t)c->width, hi * (size_t)c->width);
-}
-
 /* The index of `id` among the n sorted IDs, or -1. buckets has 2^bits + 1 entries. */
 static inline int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
 {

@@ -24,23 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench._worker import _status_kib
 from bench.tasks import _stores
 
 LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
 
 
 # ------------------------------------------------------------------------------------------------ measured setup
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
 
 
 class measure:

@@ -35,7 +35,6 @@ cdef extern from "oic_lookup.h" nogil:
         const float *f32_table
     int64_t oic_col_int(const oic_col *c, size_t row)
     double oic_col_double(const oic_col *c, size_t row)
-    int64_t oic_col_check(const oic_col *c, size_t lo, size_t hi)
     void oic_col_prefetch(const oic_col *c, size_t row)
     int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
     int oic_parse_hex_id(const char *s, size_t n, uint64_t *out)

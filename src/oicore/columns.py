@@ -16,7 +16,7 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["take_rows", "arrow_indices", "encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
@@ -317,3 +317,46 @@ def string_row(container, entry: dict, rows: int, row: int, cache) -> str:
     local, body = block
     i = row - int(starts[k])
     return body[local[i] : local[i + 1]].decode("utf-8")
+
+
+# ---- rows in another order (convert and export render parts in file order) ----------------------
+
+
+def take_rows(col: "Decoded", positions: np.ndarray) -> "Decoded":
+    """The rows ``positions`` of a decoded column, in that order."""
+    if col.encoding == "strings":
+        if _is_contiguous(positions):
+            lo = int(positions[0]) if len(positions) else 0
+            offsets = col.offsets[lo : lo + len(positions) + 1]
+            base = int(offsets[0])
+            return Decoded("strings", offsets=offsets - base, data=memoryview(col.data)[base : int(offsets[-1])])
+        import pyarrow as pa
+
+        arr = pa.LargeStringArray.from_buffers(len(col.offsets) - 1, pa.py_buffer(col.offsets), pa.py_buffer(col.data))
+        taken = arr.take(arrow_indices(positions))
+        n = len(taken)
+        offsets = np.frombuffer(taken.buffers()[1], np.int64, n + 1, taken.offset * 8)
+        data = taken.buffers()[2]
+        base = int(offsets[0])
+        return Decoded("strings", offsets=offsets - base, data=memoryview(data if data is not None else b"")[base : int(offsets[-1])])
+    return Decoded(
+        col.encoding,
+        values=col.values[positions],
+        nulls=None if col.nulls is None else col.nulls[positions],
+        scale=col.scale,
+        dictionary=col.dictionary,
+    )
+
+
+def arrow_indices(positions: np.ndarray):
+    """An int64 arrow array over a numpy array's buffer (``pa.array`` of numpy input imports pandas)."""
+    import pyarrow as pa
+
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+
+
+def _is_contiguous(positions: np.ndarray) -> bool:
+    return len(positions) == 0 or (
+        positions[-1] - positions[0] + 1 == len(positions) and (len(positions) < 2 or bool((positions[1:] > positions[:-1]).all()))
+    )

@@ -415,7 +415,7 @@ class _Job:
             pieces = [p.table.column(name) if name in p.names else pa.chunked_array([pa.array([""] * p.rows, pa.string())]) for p in parts]
             arr = pa.chunked_array([c for piece in pieces for c in piece.chunks], type=pa.string()).cast(pa.large_string()).combine_chunks()
             if order is not None:
-                arr = arr.take(_arrow_indices(order))
+                arr = arr.take(C.arrow_indices(order))
             offsets = np.frombuffer(arr.buffers()[1], np.int64, len(arr) + 1, arr.offset * 8).copy()
             data = arr.buffers()[2]
             data = memoryview(data) if data is not None else memoryview(b"")
@@ -484,7 +484,7 @@ class _Job:
             if inverse is not None:
                 positions = inverse[positions]
             rules = self._rules(p)
-            cols = {name: _take(col, positions) for name, col in decoded.items() if name in p.names}
+            cols = {name: C.take_rows(col, positions) for name, col in decoded.items() if name in p.names}
             ids = sorted_ids[positions] if sorted_ids is not None else None
             specs = exact.column_specs(p.names, cols, rules, ids, vocabulary)
             file_order = None
@@ -645,44 +645,6 @@ def _is_sorted_positions(positions: np.ndarray) -> bool:
 def _rank_within(positions: np.ndarray) -> np.ndarray:
     """For each file row, its rank among the part's lookup positions."""
     return np.argsort(np.argsort(positions, kind="stable"), kind="stable")
-
-
-def _take(col: C.Decoded, positions: np.ndarray) -> C.Decoded:
-    """The rows ``positions`` of a decoded column, in that order."""
-    if col.encoding == "strings":
-        if _is_contiguous(positions):
-            lo = int(positions[0]) if len(positions) else 0
-            offsets = col.offsets[lo : lo + len(positions) + 1]
-            base = int(offsets[0])
-            return C.Decoded("strings", offsets=offsets - base, data=memoryview(col.data)[base : int(offsets[-1])])
-        import pyarrow as pa
-
-        arr = pa.LargeStringArray.from_buffers(len(col.offsets) - 1, pa.py_buffer(col.offsets), pa.py_buffer(col.data))
-        taken = arr.take(_arrow_indices(positions))
-        n = len(taken)
-        offsets = np.frombuffer(taken.buffers()[1], np.int64, n + 1, taken.offset * 8)
-        data = taken.buffers()[2]
-        base = int(offsets[0])
-        return C.Decoded("strings", offsets=offsets - base, data=memoryview(data if data is not None else b"")[base : int(offsets[-1])])
-    return C.Decoded(
-        col.encoding,
-        values=col.values[positions],
-        nulls=None if col.nulls is None else col.nulls[positions],
-        scale=col.scale,
-        dictionary=col.dictionary,
-    )
-
-
-def _arrow_indices(positions: np.ndarray):
-    """An int64 arrow array over a numpy array's buffer (``pa.array`` of numpy input imports pandas)."""
-    import pyarrow as pa
-
-    positions = np.ascontiguousarray(positions, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
-
-
-def _is_contiguous(positions: np.ndarray) -> bool:
-    return len(positions) == 0 or (positions[-1] - positions[0] + 1 == len(positions) and _is_sorted_positions(positions))
 
 
 def _dictionary_values(chunked) -> list[str]:

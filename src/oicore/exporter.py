@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from oicore import exact
+from oicore.columns import take_rows
 from oicore.errors import FormatError
 from oicore.store import Store
 
@@ -51,9 +52,7 @@ def write_part(store: Store, table, k: int, out) -> None:
             continue
         if name not in table.columns:
             store.fail(f"table {table.name!r} part {k}: column {name!r} is not stored")
-        from oicore.converter import _take
-
-        cols[name] = _take(table.column(name), positions)
+        cols[name] = take_rows(table.column(name), positions)
     rules = {
         "quote": dict(zip(names, part["quote"])),
         "style": {n: s for n, s in zip(names, part["style"]) if s is not None},
@@ -138,8 +137,6 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
     """Part ``k`` of ``table`` as a pyarrow table with the reader's schema (ImageID as ``image_id``)."""
     import pyarrow as pa
 
-    from oicore.converter import _take
-
     part = table.parts[k]
     positions = table.part_positions(k)
     arrays, names = [], []
@@ -151,7 +148,7 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
             ids = table.row_image_ids(positions)
             arr = pa.array(ids, pa.uint64()) if image_id == "uint64" else pa.array(np.char.mod("%016x", ids).astype(object) if len(ids) else [], pa.string())
         else:
-            col = _take(table.column(name), positions)
+            col = take_rows(table.column(name), positions)
             nulls = None if col.nulls is None else pa.array(col.nulls)
             if col.encoding == "code":
                 if mids is None:

@@ -202,7 +202,6 @@ class Release:
         self._hierarchy = None
         self._mids = None
         self._mid_codes = None
-        self._images_table = None
         self._sources = None
 
     # ---- life cycle --------------------------------------------------------------------------
@@ -227,7 +226,7 @@ class Release:
             except (ValueError, LookupError, OSError):
                 pass
         self._closed = True
-        self._image_index = self._label_lookup = self._box_lookup = self._images_table = None
+        self._image_index = self._label_lookup = self._box_lookup = None
         self.__dict__.pop("labels", None)  # back to the methods, which raise on a closed Release
         self.__dict__.pop("boxes_for_image", None)
         self._store.close()
