@@ -180,6 +180,32 @@ class OicFile:
         _need(all(a <= b for a, b in zip(o, o[1:])) and (not o or o[-1] <= limit), f"segment {i}: offsets")
         return o
 
+    def blocked_offsets(self, obj: dict, count: int, limit: int) -> list[int]:
+        """Blocked offsets: offset i is base[i // block] + local[i]."""
+        block = obj.get("block")
+        _need(isinstance(block, int) and 1 <= block <= 65536 and block & (block - 1) == 0, "offsets block")
+        base = self.raw_ints(obj["base"], -(-count // block), "offsets base")
+        local = self.raw_ints(obj["local"], count, "offsets local")
+        o = [base[i // block] + local[i] for i in range(count)]
+        _need(all(a <= b for a, b in zip(o, o[1:])) and (not o or o[-1] <= limit), "blocked offsets")
+        return o
+
+    def raw_ints(self, obj, n: int, what: str) -> list[int]:
+        """An ints object stored raw, without a reference (columns and indexes)."""
+        _need(isinstance(obj, dict) and "ref" not in obj, f"{what}: not a plain ints object")
+        _need(obj.get("segment") is None or self.segments[obj["segment"]]["codec"] == "raw", f"{what}: not raw")
+        return self.ints(obj, n, what, allow_ref=False)
+
+    def integers(self, name: str, col: dict, rows: int) -> list[int]:
+        """The integers of a code, dict, decimal or int column: packed ``ints`` or a raw ``segment``."""
+        if "ints" in col:
+            values = self.raw_ints(col["ints"], rows, name)
+            lo, hi = {"u1": (0, 255), "u2": (0, 65535), "u4": (0, 2**32 - 1), "u8": (0, 2**64 - 1), "i1": (-128, 127),
+                      "i2": (-(2**15), 2**15 - 1), "i4": (-(2**31), 2**31 - 1), "i8": (-(2**63), 2**63 - 1)}[col["dtype"]]
+            _need(all(lo <= v <= hi for v in values), f"{name}: a value outside its dtype")
+            return values
+        return self.array(col["segment"], col["dtype"], rows)
+
     # ---- release-wide structures ------------------------------------------------------------------------
 
     @property
@@ -225,7 +251,7 @@ class OicFile:
             return None
         im = self.images()
         n = len(im["ids"])
-        o = self.offsets(t["image_rows"]["segment"], t["image_rows"]["dtype"], n + 1, t["rows"])
+        o = self.blocked_offsets(t["image_rows"], n + 1, t["rows"])
         lookup = t.get("lookup_rows", t["rows"])
         _need(o[-1] == lookup, "image_rows end at lookup_rows")
         out = []
@@ -246,15 +272,15 @@ class OicFile:
             return list(row_images)
         if enc == "code":
             vocab = self.vocabulary()
-            codes = self.array(col["segment"], col["dtype"], rows)
+            codes = self.integers(name, col, rows)
             _need(all(c < len(vocab) for c in codes), f"{name}: code outside the vocabulary")
             return [vocab[c] for c in codes]
         if enc == "dict":
             values = col["values"]
-            if col["segment"] is None:
+            if col.get("segment") is None and "ints" not in col:
                 _need(len(values) == 1, f"{name}: dict without a segment has {len(values)} values")
                 return [values[0]] * rows
-            codes = self.array(col["segment"], col["dtype"], rows)
+            codes = self.integers(name, col, rows)
             _need(all(c < len(values) for c in codes), f"{name}: code outside its values")
             return [values[c] for c in codes]
         if enc in ("decimal", "int", "float64"):
@@ -263,7 +289,7 @@ class OicFile:
                 _need(len(stored) == 8 * rows, f"{name}: float64 length")
                 values = list(struct.unpack(f"<{rows}d", stored))
             else:
-                values = self.array(col["segment"], col["dtype"], rows)
+                values = self.integers(name, col, rows)
             if enc == "decimal" and not raw:
                 scale = 10.0 ** col["scale"]
                 values = [k / scale for k in values]

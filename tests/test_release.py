@@ -1158,15 +1158,13 @@ def test_every_lookup_raises_value_error_after_close(v4):
 
 
 def _segment_of(release, table: str, column: str | None = None, key: str | None = None) -> int:
-    entry = release._store.directory["tables"][table]
-    if column is not None:
-        from oicore.inspection import _column_segments
+    from oicore.inspection import _column_segments
 
-        col = next(c for c in entry["columns"] if c["name"] == column)
-        # Text encodings nest their segments; damage the largest one the column owns.
-        segments = _column_segments(col)
-        return max(segments, key=lambda i: release._store.container.segments[i]["length"])
-    return entry[key]["segment"] if isinstance(entry[key], dict) and "segment" in entry[key] else entry[key]
+    entry = release._store.directory["tables"][table]
+    # Packed integers and text encodings nest their segments; damage the largest one the column or index owns.
+    owned = next(c for c in entry["columns"] if c["name"] == column) if column is not None else entry[key]
+    segments = _column_segments(owned)
+    return max(segments, key=lambda i: release._store.container.segments[i]["length"])
 
 
 def _damaged_copy(src: Path, dst: Path, segment: int, where: float = 0.5) -> Path:

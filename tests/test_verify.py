@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import oicore
+from oicore import format as fmt
 from oicore._checksum import crc32c
 from oicore.errors import ChecksumError, FormatError, UnsupportedVersionError
 from oicore.inspection import INFO_KEYS, VerifyMismatchError, info, verify
@@ -51,7 +52,7 @@ def _expected_rows_per_split(sources) -> dict[str, dict[str, int]]:
 def _check_info(data: dict, oic: Path, sources, report) -> None:
     assert set(INFO_KEYS) <= set(data), set(INFO_KEYS) - set(data)
     assert data["size"] == oic.stat().st_size
-    assert data["format"] == [0, 2]
+    assert data["format"] == [fmt.MAJOR, fmt.MINOR]
     header = oic.read_bytes()[:64]
     import uuid
 
@@ -428,7 +429,7 @@ def test_checksum_error_names_table_segment_block_and_offset(tmp_path_factory, t
     _, golden, _, _ = tiny(tmp_path_factory)
     data = bytearray(golden.read_bytes())
     with oicore.open(golden) as r:
-        seg = r._store.directory["tables"]["boxes"]["class_rows"]["rows"]
+        seg = r._store.directory["tables"]["boxes"]["class_rows"]["rows"]["segment"]
         offset = r._store.container.segments[seg]["offset"]
     data[offset] ^= 0x10
     p = tmp_path / "x.oic"

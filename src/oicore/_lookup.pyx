@@ -30,9 +30,17 @@ cdef extern from "oic_lookup.h" nogil:
         const oic_guard *guard
         int width
         int kind
+        int bits
+        int64_t base
         double divisor
         int64_t constant
         const float *f32_table
+    ctypedef struct oic_offsets:
+        oic_col base
+        oic_col local
+        int shift
+    int64_t oic_offset(const oic_offsets *o, size_t i)
+    void oic_col_span(const oic_col *c, size_t lo_row, size_t hi_row, size_t *lo, size_t *hi)
     int64_t oic_col_int(const oic_col *c, size_t row)
     double oic_col_double(const oic_col *c, size_t row)
     void oic_col_prefetch(const oic_col *c, size_t row)
@@ -112,7 +120,7 @@ cdef class Segment:
 
 
 cdef class Column:
-    """One raw column read row by row (any stored width), or a constant."""
+    """One column read row by row: raw in any width, bit-packed (FORMAT.md, "Packed integers"), or a constant."""
 
     cdef oic_col c
     cdef readonly Segment segment
@@ -122,61 +130,101 @@ cdef class Column:
     def __init__(self, container, entry, size_t rows):
         enc = entry["encoding"]
         self.rows = rows
-        self.c.divisor = 1.0
+        self.c.divisor = 10.0 ** int(entry["scale"]) if enc == "decimal" else 1.0
         self.c.constant = 0
         self.c.f32_table = NULL
-        if entry.get("segment") is None:
-            if enc != "dict":
-                raise FormatError(f"column {entry['name']!r}: no segment", path=container.path)
-            self.c.guard = NULL
-            self.segment = None
-            return
-        self.segment = Segment(container, entry["segment"])
+        self.c.guard = NULL
+        self.c.bits = 0
+        self.c.base = 0
+        self.segment = None
+        cdef size_t expected
         if enc == "float64":
             self.c.width, self.c.kind = 8, OIC_COL_FLOAT
         else:
             try:
                 self.c.width, signed = _WIDTH[entry["dtype"]]
             except KeyError:
-                raise FormatError(f"column {entry['name']!r}: unknown dtype {entry.get('dtype')!r}", path=container.path) from None
+                if enc != "dict" or entry.get("segment") is not None or "ints" in entry:
+                    raise FormatError(f"column {entry['name']!r}: unknown dtype {entry.get('dtype')!r}", path=container.path) from None
+                self.c.width, signed = 1, 0  # a one-value dictionary: every row is code 0
             self.c.kind = OIC_COL_SIGNED if signed else OIC_COL_UNSIGNED
-        if enc == "decimal":
-            self.c.divisor = 10.0 ** int(entry["scale"])
-        self.c.f32_table = NULL
-        if self.c.width == 1 and self.c.kind == OIC_COL_UNSIGNED:
-            self.f32_values = (np.arange(256, dtype=np.float64) / self.c.divisor).astype(np.float32)
-            self.c.f32_table = &self.f32_values[0]
-        if self.segment.length != rows * <size_t>self.c.width:
-            raise FormatError(
-                f"column {entry['name']!r}: expected {rows} × {self.c.width} bytes, got {self.segment.length}",
-                path=container.path,
-            )
+        ints = entry.get("ints")
+        if ints is not None:
+            # oicore.store checked bits (0..56), base and the segment's length against the rows.
+            self.c.base = ints["base"]
+            if ints["bits"] == 0:
+                self.c.constant = ints["base"]
+                return
+            self.c.width, self.c.bits = 0, ints["bits"]
+            self.segment = Segment(container, ints["segment"])
+            expected = (rows * <size_t>self.c.bits + 7) >> 3
+            if self.c.bits <= 8:
+                self.f32_values = ((np.arange(256, dtype=np.float64) + self.c.base) / self.c.divisor).astype(np.float32)
+                self.c.f32_table = &self.f32_values[0]
+        elif entry.get("segment") is None:
+            if enc != "dict":
+                raise FormatError(f"column {entry['name']!r}: no segment", path=container.path)
+            return
+        else:
+            self.segment = Segment(container, entry["segment"])
+            expected = rows * <size_t>self.c.width
+            if self.c.width == 1 and self.c.kind == OIC_COL_UNSIGNED:
+                self.f32_values = (np.arange(256, dtype=np.float64) / self.c.divisor).astype(np.float32)
+                self.c.f32_table = &self.f32_values[0]
+        if self.segment.length != expected:
+            raise FormatError(f"column {entry['name']!r}: expected {expected} bytes for {rows} rows, got {self.segment.length}", path=container.path)
         self.c.guard = &self.segment.g
 
     cdef inline int check(self, size_t lo, size_t hi) except -1:
+        cdef size_t a, b
         if self.segment is None:
             return 0
-        return self.segment.check(lo * <size_t>self.c.width, hi * <size_t>self.c.width)
+        oic_col_span(&self.c, lo, hi, &a, &b)
+        return self.segment.check(a, b)
+
+
+def _ints_column(container, desc, size_t rows, name):
+    """A Column over a packed index array (an *ints* object), read as unsigned 64-bit integers."""
+    return Column(container, {"name": name, "encoding": "int", "ints": desc, "dtype": "u8"}, rows)
 
 
 cdef class Offsets:
-    """A CSR offsets array (u4 or u8): items of entry i are [o[i], o[i+1])."""
+    """Offsets with n entries: items of entry i are [o[i], o[i+1]). Either FORMAT.md's blocked form
+    (``block``, ``base``, ``local``) or a raw uint32 array (``segment``)."""
 
-    cdef readonly Column col
+    cdef oic_offsets o
+    cdef readonly Column base, local
     cdef size_t n  # entries (n_items + 1)
     cdef size_t limit
 
-    def __init__(self, container, segment, dtype, size_t n, size_t limit):
-        self.col = Column(container, {"name": "offsets", "encoding": "int", "segment": segment, "dtype": dtype}, n)
+    def __init__(self, container, spec, size_t n, size_t limit):
+        cdef size_t block
+        if "block" in spec:
+            block = spec["block"]
+            self.base = _ints_column(container, spec["base"], (n + block - 1) // block, "offsets base")
+            self.local = _ints_column(container, spec["local"], n, "offsets local")
+            self.o.shift = (block - 1).bit_length()
+        else:
+            self.base = Column(container, {"name": "offsets base", "encoding": "dict"}, 1)  # constant 0
+            self.local = Column(container, {"name": "offsets", "encoding": "int", "segment": spec["segment"], "dtype": spec["dtype"]}, n)
+            self.o.shift = 0
+        self.o.base = self.base.c
+        self.o.local = self.local.c
         self.n = n
         self.limit = limit
 
+    cdef int check_all(self) except -1:
+        self.base.check(0, self.base.rows)
+        self.local.check(0, self.n)
+        return 0
+
     cdef int range(self, size_t i, size_t *lo, size_t *hi) except -1:
-        self.col.check(i, i + 2)
-        lo[0] = <size_t>oic_col_int(&self.col.c, i)
-        hi[0] = <size_t>oic_col_int(&self.col.c, i + 1)
+        self.local.check(i, i + 2)
+        self.base.check(i >> self.o.shift, ((i + 1) >> self.o.shift) + 1)
+        lo[0] = <size_t>oic_offset(&self.o, i)
+        hi[0] = <size_t>oic_offset(&self.o, i + 1)
         if lo[0] > hi[0] or hi[0] > self.limit:
-            raise FormatError(f"offsets [{lo[0]}, {hi[0]}) at {i} outside 0..{self.limit}", path=self.col.segment.path)
+            raise FormatError(f"offsets [{lo[0]}, {hi[0]}) at {i} outside 0..{self.limit}", path=self.local.segment.path if self.local.segment is not None else None)
         return 0
 
 
@@ -280,7 +328,7 @@ cdef class LabelTable:
         rows = entry["rows"]
         cols = {c["name"]: c for c in entry["columns"]}
         ir = entry["image_rows"]
-        self.offsets = Offsets(container, ir["segment"], ir["dtype"], n_images + 1, entry.get("lookup_rows", rows))
+        self.offsets = Offsets(container, ir, n_images + 1, entry.get("lookup_rows", rows))
         self.code = Column(container, cols["LabelName"], rows)
         self.confidence = Column(container, cols["Confidence"], rows)
         self.source = Column(container, cols["Source"], rows) if "Source" in cols else None
@@ -394,7 +442,7 @@ cdef class LabelLookup:
         if min_confidence is not None:
             threshold = float(min_confidence)
         for t in range(nt):
-            oic_col_prefetch(&(<LabelTable>self.tables[t]).offsets.col.c, <size_t>i)
+            oic_col_prefetch(&(<LabelTable>self.tables[t]).offsets.o.local, <size_t>i)
         for t in range(nt):
             tab = self.tables[t]
             tab.offsets.range(<size_t>i, &lo[t], &hi[t])
@@ -489,7 +537,7 @@ cdef extern from "oic_lookup.h" nogil:
         const uint32_t *buckets
         int bits
         int n_tables
-        const oic_col *offsets[4]
+        const oic_offsets *offsets[4]
         size_t limit[4]
         const oic_col *code[4]
         const oic_col *conf[4]
@@ -530,12 +578,12 @@ cdef class Batch:
         for t in range(self.ctx.n_tables):
             tab = owner.tables[t]
             # Whole columns are checked once: the C loops then read only sound bytes.
-            tab.offsets.col.check(0, tab.offsets.n)
+            tab.offsets.check_all()
             tab.code.check(0, tab.code.rows)
             tab.confidence.check(0, tab.confidence.rows)
             if tab.source is not None:
                 tab.source.check(0, tab.source.rows)
-            self.ctx.offsets[t] = &tab.offsets.col.c
+            self.ctx.offsets[t] = &tab.offsets.o
             self.ctx.limit[t] = tab.offsets.limit
             self.ctx.code[t] = &tab.code.c
             self.ctx.conf[t] = &tab.confidence.c
@@ -577,7 +625,7 @@ cdef class BoxTable:
         self.rows = rows
         cols = {c["name"]: c for c in entry["columns"]}
         ir = entry["image_rows"]
-        self.offsets = Offsets(container, ir["segment"], ir["dtype"], n_images + 1, rows)
+        self.offsets = Offsets(container, ir, n_images + 1, rows)
         self.code = Column(container, cols["LabelName"], all_rows)
         self.source = Column(container, cols["Source"], all_rows) if "Source" in cols else None
         self.xmin = Column(container, cols["XMin"], all_rows)
@@ -585,10 +633,10 @@ cdef class BoxTable:
         self.ymin = Column(container, cols["YMin"], all_rows)
         self.ymax = Column(container, cols["YMax"], all_rows)
         self.flags = [Column(container, cols[f], all_rows) if f in cols else None for f in FLAGS]
-        self.row_image = Column(container, {"name": "row_image", "encoding": "int", "segment": entry["row_image"], "dtype": "u4"}, rows)
+        self.row_image = _ints_column(container, entry["row_image"], rows, "row_image")
         cr = entry["class_rows"]
-        self.class_offsets = Offsets(container, cr["offsets"], "u4", n_codes + 1, rows)
-        self.class_rows = Column(container, {"name": "class_rows", "encoding": "int", "segment": cr["rows"], "dtype": "u4"}, rows)
+        self.class_offsets = Offsets(container, {"segment": cr["offsets"], "dtype": "u4"}, n_codes + 1, rows)
+        self.class_rows = _ints_column(container, cr["rows"], rows, "class_rows")
         for k in range(256):
             self.source_map[k] = 255
         for k, code in enumerate(source_codes):
@@ -669,12 +717,13 @@ cdef class BoxLookup:
             raise FormatError("image splits: size does not match the image count", path=container.path)
         self.splits = self.split_seg.g.base
 
-    cdef Boxes gather(self, const uint32_t *rows, size_t lo, size_t hi, int split_filter):
-        """Rows [lo, hi) (or rows[lo:hi] when rows is not NULL), keeping one split when split_filter >= 0."""
+    cdef Boxes gather(self, const oic_col *rowcol, const uint32_t *rows, size_t lo, size_t hi, int split_filter):
+        """Rows [lo, hi), or the rows listed at [lo, hi) of rowcol (a packed column) or of rows, keeping one
+        split when split_filter >= 0."""
         cdef BoxTable t = self.table
         cdef size_t n = hi - lo, i, r, k = 0
         cdef int f
-        cdef uint32_t img
+        cdef uint64_t img
         image_id = np.empty(n, np.uint64)
         label = np.empty(n, np.int32)
         boxes = np.empty((n, 4), np.float32)
@@ -695,11 +744,11 @@ cdef class BoxLookup:
         cdef int damaged = 0
         with nogil:
             for i in range(lo, hi):
-                r = rows[i] if rows != NULL else i
+                r = <size_t>oic_col_int(rowcol, i) if rowcol != NULL else (rows[i] if rows != NULL else i)
                 if r >= t.rows:
                     damaged = 1
                     break
-                img = <uint32_t>oic_col_int(&t.row_image.c, r)
+                img = <uint64_t>oic_col_int(&t.row_image.c, r)
                 if img >= self.images.n:
                     damaged = 1
                     break
@@ -756,7 +805,7 @@ cdef class BoxLookup:
             if col is not None:
                 (<Column>col).check(lo, hi)
         self.split_seg.check(<size_t>i, <size_t>i + 1)
-        return self.gather(NULL, lo, hi, -1)
+        return self.gather(NULL, NULL, lo, hi, -1)
 
     def for_images(self, cnp.ndarray ids, missing="raise"):
         """Ragged boxes of many images: (offsets int64[n+1], Boxes)."""
@@ -768,16 +817,16 @@ cdef class BoxLookup:
             if len(bad):
                 raise KeyError(f"image {int(ids[bad[0]]):016x} (at index {bad[0]}) is in no table of this release")
         self.check_all()
-        self.table.offsets.col.check(0, self.table.offsets.n)
+        self.table.offsets.check_all()
         cdef Py_ssize_t j, n = index.shape[0]
         offsets = np.zeros(n + 1, np.int64)
         cdef int64_t[::1] off = offsets
         cdef size_t lo, hi, total = 0
-        cdef const oic_col *oc = &self.table.offsets.col.c
+        cdef const oic_offsets *oc = &self.table.offsets.o
         for j in range(n):
             if index[j] >= 0:
-                lo = <size_t>oic_col_int(oc, index[j])
-                hi = <size_t>oic_col_int(oc, index[j] + 1)
+                lo = <size_t>oic_offset(oc, index[j])
+                hi = <size_t>oic_offset(oc, index[j] + 1)
                 if lo > hi or hi > self.table.rows:
                     raise FormatError("image row offsets outside the boxes table", path=self.images.path)
                 total += hi - lo
@@ -788,12 +837,12 @@ cdef class BoxLookup:
         with nogil:
             for j in range(n):
                 if index[j] >= 0:
-                    lo = <size_t>oic_col_int(oc, index[j])
-                    hi = <size_t>oic_col_int(oc, index[j] + 1)
+                    lo = <size_t>oic_offset(oc, index[j])
+                    hi = <size_t>oic_offset(oc, index[j] + 1)
                     for r in range(lo, hi):
                         pr[k] = <uint32_t>r
                         k += 1
-        return offsets, self.gather(&pr[0] if total else NULL, 0, total, -1)
+        return offsets, self.gather(NULL, &pr[0] if total else NULL, 0, total, -1)
 
     def for_class(self, size_t code, int split_filter=-1):
         cdef size_t lo, hi
@@ -802,5 +851,5 @@ cdef class BoxLookup:
         self.check_all()
         t.class_rows.check(lo, hi)
         if hi == lo:
-            return self.gather(NULL, 0, 0, split_filter)
-        return self.gather(<const uint32_t *>t.class_rows.segment.g.base, lo, hi, split_filter)
+            return self.gather(NULL, NULL, 0, 0, split_filter)
+        return self.gather(&t.class_rows.c, NULL, lo, hi, split_filter)

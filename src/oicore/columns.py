@@ -16,7 +16,7 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["take_rows", "arrow_indices", "encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "arrow_indices", "encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
@@ -46,6 +46,28 @@ def _store_array(writer, array: np.ndarray) -> int:
     return writer.add_raw(np.ascontiguousarray(array))
 
 
+def store_ints(writer, values: np.ndarray) -> dict:
+    """Integers as a raw bit-packed *ints* object (FORMAT.md, "Packed integers"): ``bits`` just wide enough
+    for ``max - min``, ``base = min``; no segment when every value is the same."""
+    from oicore import _textcodec as _tc
+
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    bits = (hi - lo).bit_length()
+    if bits > _tc.BITS_MAX:
+        raise ValueError(f"values span {hi - lo}, more than {_tc.BITS_MAX} bits")
+    segment = writer.add_raw(_tc.pack(values, lo, bits)) if bits else None
+    return {"bits": bits, "base": lo, "segment": segment}
+
+
+def _store_column(writer, entry: dict, stored: np.ndarray) -> None:
+    """A column's integers: bit-packed (``ints``) when they fit 56 bits, else raw in their dtype."""
+    if stored.dtype.itemsize < 8 or (len(stored) and int(stored.max()) - int(stored.min()) < 2**56):
+        entry["ints"] = store_ints(writer, stored)
+    else:
+        entry["segment"] = _store_array(writer, stored)
+
+
 def _store_nulls(writer, nulls: np.ndarray | None) -> int | None:
     if nulls is None or not nulls.any():
         return None
@@ -59,7 +81,8 @@ def encode_codes(writer, name: str, codes: np.ndarray, n_codes: int):
     """Codes into the release vocabulary, as the narrowest unsigned integers; returns (entry, Decoded)."""
     code = narrowest(0, max(n_codes - 1, 0))
     stored = codes.astype(dtype_of(code))
-    entry = {"name": name, "encoding": "code", "dtype": code, "segment": _store_array(writer, stored)}
+    entry = {"name": name, "encoding": "code", "dtype": code}
+    _store_column(writer, entry, stored)
     return entry, Decoded("code", values=stored)
 
 
@@ -73,7 +96,7 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str]):
     code = narrowest(0, len(values) - 1)
     stored = codes.astype(dtype_of(code))
     entry["dtype"] = code
-    entry["segment"] = _store_array(writer, stored)
+    _store_column(writer, entry, stored)
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
@@ -114,7 +137,8 @@ def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | No
         code = narrowest(lo, hi)
         filled = values if nulls is None else np.where(nulls.astype(bool), 0, values)
         stored = filled.astype(dtype_of(code))
-        entry.update(encoding="int", dtype=code, segment=_store_array(writer, stored))
+        entry.update(encoding="int", dtype=code)
+        _store_column(writer, entry, stored)
         decoded = Decoded("int", values=stored, nulls=nulls)
     else:
         e = decimal_scale(valid, hint=scale)
@@ -131,7 +155,8 @@ def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | No
             lo, hi = (int(k.min()), int(k.max())) if len(k) else (0, 0)
             code = narrowest(lo, hi)
             stored = k.astype(dtype_of(code))
-            entry.update(encoding="decimal", scale=e, dtype=code, segment=_store_array(writer, stored))
+            entry.update(encoding="decimal", scale=e, dtype=code)
+            _store_column(writer, entry, stored)
             decoded = Decoded("decimal", values=stored, nulls=nulls, scale=e)
     entry["nulls"] = _store_nulls(writer, nulls)
     if decoded.nulls is not None:
@@ -218,6 +243,40 @@ def raw_array(container, segment: int, code: str, count: int, what: str) -> np.n
     return np.frombuffer(view, dtype=dt)
 
 
+def ints_array(container, desc: dict, count: int, what: str) -> np.ndarray:
+    """A raw *ints* object's ``count`` values as int64 (its segment's length checked)."""
+    from oicore.textcodec import _read_ints
+
+    if not isinstance(desc, dict):
+        raise FormatError(f"{what}: expected a packed-integer object", path=container.path)
+    return _read_ints(container, desc, count, what, allow_ref=False)
+
+
+def ints_range(container, desc: dict, count: int, start: int, stop: int, what: str) -> np.ndarray:
+    """Values ``[start, stop)`` of a raw *ints* object of ``count`` values, reading only their bytes."""
+    from oicore import _textcodec as _tc
+    from oicore.textcodec import _check_ints
+
+    bits, base, seg, _, _ = _check_ints(container, desc, count, what, allow_ref=False)
+    if not 0 <= start <= stop <= count:
+        raise FormatError(f"{what}: values [{start}, {stop}) outside its {count}", path=container.path)
+    if not bits or stop == start:
+        return np.full(stop - start, base, np.int64)
+    lo, hi = (start * bits) >> 3, (stop * bits + 7) >> 3
+    stream = np.frombuffer(container.raw(seg, lo, hi), np.uint8)
+    return _tc.unpack_at(stream, start * bits - 8 * lo, stop - start, bits, base)
+
+
+def blocked_offsets(container, spec: dict, count: int, what: str) -> np.ndarray:
+    """FORMAT.md's blocked offsets as ``count`` int64 values: ``base[i // block] + local[i]``."""
+    block = spec.get("block") if isinstance(spec, dict) else None
+    if not isinstance(block, int) or not 1 <= block <= 1 << 16 or block & (block - 1):
+        raise FormatError(f"{what}: expected a block of a power of two, got {block!r}", path=container.path)
+    base = ints_array(container, spec.get("base"), -(-count // block), what + " base")
+    local = ints_array(container, spec.get("local"), count, what + " local")
+    return np.repeat(base, block)[:count] + local
+
+
 def _nulls(container, entry, rows: int, what: str) -> np.ndarray | None:
     seg = entry.get("nulls")
     if seg is None:
@@ -226,28 +285,48 @@ def _nulls(container, entry, rows: int, what: str) -> np.ndarray | None:
     return np.unpackbits(packed, count=rows, bitorder="little").astype(bool)
 
 
+def column_ints(container, entry: dict, rows: int, what: str) -> np.ndarray:
+    """The integers of a ``code``/``dict``/``decimal``/``int`` column, in its ``dtype``: bit-packed
+    (``ints``) or raw (``segment``)."""
+    code = entry.get("dtype")
+    if code not in _DTYPES:
+        raise FormatError(f"{what}: unknown dtype {code!r}", path=container.path)
+    if "ints" not in entry:
+        return raw_array(container, entry["segment"], code, rows, what)
+    from oicore.textcodec import _check_ints, _read_ints
+
+    _check_ints(container, entry["ints"], rows, what, allow_ref=False)
+    values = _read_ints(container, entry["ints"], rows, what, allow_ref=False)
+    info = np.iinfo(_DTYPES[code])
+    if len(values) and (int(values.min()) < info.min or int(values.max()) > info.max):
+        raise FormatError(f"{what}: values outside its dtype {code}", path=container.path)
+    return values.astype(_DTYPES[code])
+
+
 def decode(container, entry: dict, rows: int, *, vocabulary_size: int | None = None) -> Decoded:
     """Decode column ``entry`` of a table with ``rows`` rows; structural problems raise FormatError."""
     what = f"column {entry.get('name')!r}"
     enc = entry.get("encoding")
     if enc == "code":
-        values = raw_array(container, entry["segment"], entry["dtype"], rows, what)
+        values = column_ints(container, entry, rows, what)
         if vocabulary_size is not None and len(values) and int(values.max()) >= vocabulary_size:
             raise FormatError(f"{what}: a code ≥ the vocabulary's {vocabulary_size} entries", path=container.path)
         return Decoded(enc, values=values)
     if enc == "dict":
         dictionary = entry["values"]
-        if entry["segment"] is None:
+        if entry.get("segment") is None and "ints" not in entry:
             return Decoded(enc, values=np.zeros(rows, np.uint8), dictionary=dictionary)
-        values = raw_array(container, entry["segment"], entry["dtype"], rows, what)
+        values = column_ints(container, entry, rows, what)
         if len(values) and int(values.max()) >= len(dictionary):
             raise FormatError(f"{what}: a code ≥ its {len(dictionary)} values", path=container.path)
         return Decoded(enc, values=values, dictionary=dictionary)
-    if enc in ("decimal", "int", "float64"):
-        code = "f8" if enc == "float64" else entry["dtype"]
-        values = np.frombuffer(container.raw(entry["segment"]), dtype=np.float64) if code == "f8" else raw_array(container, entry["segment"], code, rows, what)
+    if enc == "float64":
+        values = np.frombuffer(container.raw(entry["segment"]), dtype=np.float64)
         if len(values) != rows:
             raise FormatError(f"{what}: expected {rows} values, got {len(values)}", path=container.path)
+        return Decoded(enc, values=values, nulls=_nulls(container, entry, rows, what))
+    if enc in ("decimal", "int"):
+        values = column_ints(container, entry, rows, what)
         return Decoded(enc, values=values, nulls=_nulls(container, entry, rows, what), scale=entry.get("scale"))
     if enc == "strings":
         offsets, data = read_strings(container, entry, rows, what)

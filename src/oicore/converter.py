@@ -554,7 +554,7 @@ class _Job:
         ids = _runs(merged)[0]
         n = len(ids)
         w = self.writer
-        bits = max(1, min(24, n.bit_length() - 1))
+        bits = max(1, min(24, n.bit_length() - 2))  # about 2-4 IDs per bucket: one cache line
         top = (ids >> np.uint64(64 - bits)).astype(np.int64)
         buckets = np.searchsorted(top, np.arange((1 << bits) + 1), side="left").astype(np.uint32 if n < 2**32 else np.uint64)
         splits = np.full(n, UNKNOWN_SPLIT, np.uint8)
@@ -574,9 +574,8 @@ class _Job:
             full[np.searchsorted(ids, uniq)] = counts
             offsets = np.zeros(n + 1, np.int64)
             np.cumsum(full, out=offsets[1:])
-            code = "u4" if offsets[-1] < 2**32 else "u8"
             entry = self.tables[table]
-            entry["image_rows"] = {"dtype": code, "segment": w.add_raw(offsets.astype(C.dtype_of(code)))}
+            entry["image_rows"] = _blocked_offsets(w, offsets)
             arrays = self._table_arrays.get(table, {})
             if table == "boxes" and "LabelName" in arrays:
                 self._class_index(entry, offsets, splits, arrays["LabelName"].values)
@@ -593,8 +592,8 @@ class _Job:
         n_codes = max(len(self.vocab.codes), 1)
         class_offsets = np.zeros(n_codes + 1, np.int64)
         np.cumsum(np.bincount(codes, minlength=n_codes), out=class_offsets[1:])
-        entry["row_image"] = self.writer.add_raw(row_image)
-        entry["class_rows"] = {"offsets": self.writer.add_raw(class_offsets.astype(np.uint32)), "rows": self.writer.add_raw(order.astype(np.uint32))}
+        entry["row_image"] = C.store_ints(self.writer, row_image)
+        entry["class_rows"] = {"offsets": self.writer.add_raw(class_offsets.astype(np.uint32)), "rows": C.store_ints(self.writer, order)}
 
     def _positive_index(self, entry: dict, offsets: np.ndarray, codes: np.ndarray, conf: np.ndarray) -> None:
         """Human labels: per class, the sorted unique images with a positive label."""
@@ -610,7 +609,7 @@ class _Job:
         np.cumsum(np.bincount(pairs >> 32, minlength=n_codes), out=class_offsets[1:])
         entry["positive_images"] = {
             "offsets": self.writer.add_raw(class_offsets.astype(np.uint32)),
-            "images": self.writer.add_raw((pairs & 0xFFFFFFFF).astype(np.uint32)),
+            "images": C.store_ints(self.writer, pairs & 0xFFFFFFFF),
         }
 
     def vocabulary_entry(self) -> dict:
@@ -628,6 +627,24 @@ class _Job:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+_OFFSET_BLOCKS = (16, 32, 64, 128, 256)
+
+
+def _blocked_offsets(writer, offsets: np.ndarray) -> dict:
+    """Monotone offsets as FORMAT.md's blocked form: per block of ``B`` entries the first offset (``base``),
+    per entry its distance from it (``local``), both bit-packed; ``B`` is the one that packs smallest."""
+    n = len(offsets)
+    best = None
+    for block in _OFFSET_BLOCKS:
+        base = offsets[::block]
+        local = offsets - np.repeat(base, block)[:n]
+        size = n * int(local.max()).bit_length() + len(base) * int(base.max() - base.min()).bit_length()
+        if best is None or size < best[0]:
+            best = (size, block, base, local)
+    _, block, base, local = best
+    return {"block": block, "base": C.store_ints(writer, base), "local": C.store_ints(writer, local)}
+
 
 
 def _runs(sorted_ids: np.ndarray):

@@ -105,14 +105,9 @@ def info(path) -> dict:
                 split = store.sources[part["source"]].get("split") or "none"
                 per_split[split] = per_split.get(split, 0) + part["rows"]
                 exceptions += part.get("exceptions", 0)
-            for key in ("image_rows",):
+            for key in ("image_rows", "class_rows", "positive_images", "row_image"):
                 if key in t.entry:
-                    index_segments.append(t.entry[key]["segment"])
-            for key in ("class_rows", "positive_images"):
-                if key in t.entry:
-                    index_segments.extend(t.entry[key].values())
-            if "row_image" in t.entry:
-                index_segments.append(t.entry["row_image"])
+                    index_segments.extend(_column_segments(t.entry[key]))
             stored = sum(x["stored_bytes"] for x in cols)
             raw = sum(x["raw_bytes"] for x in cols)
             tables[name] = {"rows": t.rows, "rows_per_split": per_split, "stored_bytes": stored, "raw_bytes": raw, "columns": cols}
@@ -195,13 +190,14 @@ def _segment_owners(directory: dict) -> dict[int, str]:
             if isinstance(col, dict):
                 for seg in sorted(_column_segments(col)):
                     own(seg, f"table {name!r} column {col.get('name')!r}")
-        for key in ("row_part", "export_ids", "row_image"):
+        for key in ("row_part", "export_ids"):
             own(t.get(key), f"table {name!r} {key}")
-        for key in ("image_rows", "class_rows", "positive_images"):
+        for key in ("image_rows", "class_rows", "positive_images", "row_image"):
             spec = t.get(key)
             if isinstance(spec, dict):
-                for inner, seg in spec.items():
-                    own(seg, f"table {name!r} {key}" if inner == "segment" else f"table {name!r} {key} {inner}")
+                for inner, value in spec.items():
+                    for seg in sorted(_column_segments({"segment": value} if inner in ("offsets", "segment") else value)):
+                        own(seg, f"table {name!r} {key}" if inner in ("segment", "bits", "base") else f"table {name!r} {key} {inner}")
         for k, part in enumerate(t.get("parts", []) if isinstance(t.get("parts"), list) else []):
             if isinstance(part, dict):
                 for key in ("exception_segment", "file_order", "json_segment"):
@@ -235,18 +231,20 @@ def _check_class_index(store, t) -> None:
         spec = t.entry.get(key)
         if spec is None:
             continue
-        from oicore.columns import raw_array
+        from oicore.columns import ints_array, raw_array
 
         offsets = raw_array(store.container, spec["offsets"], "u4", n_codes + 1, f"{t.name} {key} offsets")
         if offsets[0] != 0 or (np.diff(offsets.astype(np.int64)) < 0).any():
             store.fail(f"table {t.name!r}: {key} offsets are not monotone", spec["offsets"])
-        items = np.frombuffer(store.container.raw(spec[inner]), np.uint32)
-        if len(items) != int(offsets[-1]) or (len(items) and int(items.max()) >= limit):
-            store.fail(f"table {t.name!r}: {key} entries do not fit", spec[inner])
+        items = ints_array(store.container, spec[inner], int(offsets[-1]), f"table {t.name!r} {key} {inner}")
+        if len(items) and (int(items.min()) < 0 or int(items.max()) >= limit):
+            store.fail(f"table {t.name!r}: {key} entries do not fit", spec[inner].get("segment"))
     if "row_image" in t.entry:
-        row_image = np.frombuffer(store.container.raw(t.entry["row_image"]), np.uint32)
-        if len(row_image) != t.lookup_rows or (len(row_image) and int(row_image.max()) >= n_images):
-            store.fail(f"table {t.name!r}: row images do not fit", t.entry["row_image"])
+        row_image = t.ints(t.entry["row_image"], t.lookup_rows, "row images")
+        offsets = t.image_rows()
+        expected = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        if not np.array_equal(row_image, expected):
+            store.fail(f"table {t.name!r}: row images do not match its image rows", t.entry["row_image"].get("segment"))
 
 
 def _compare(store, against, iter_parts, write_part) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from oicore import _lookup
+from oicore import columns as C
 from oicore.classes import Classes
 from oicore.errors import FormatError
 from oicore.hierarchy import Hierarchy
@@ -471,7 +472,10 @@ class Release:
             offsets = np.frombuffer(store.container.raw(spec["offsets"]), np.uint32)
             if code + 1 >= len(offsets):
                 return np.zeros(0, np.uint64)
-            images = np.frombuffer(store.container.raw(spec["images"], int(offsets[code]) * 4, int(offsets[code + 1]) * 4), np.uint32)
+            lo, hi = int(offsets[code]), int(offsets[code + 1])
+            images = C.ints_range(store.container, spec["images"], int(offsets[-1]), lo, hi, "positive images")
+            if len(images) and (int(images.min()) < 0 or int(images.max()) >= len(image_ids)):
+                raise FormatError("positive images outside the image index", path=self.path)
         else:
             images = self._scan_images(code, source, positive, min_confidence)
         if split is not None:

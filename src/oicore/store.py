@@ -110,18 +110,18 @@ class TableView:
             col = self._decoded[name] = C.decode(self.store.container, entry, self.rows, vocabulary_size=vocab)
         return col
 
-    def offsets(self, key: str, count: int, what: str) -> np.ndarray:
-        """A monotone offsets array of ``count`` entries ending within this table's rows."""
-        spec = self.entry[key]
-        arr = C.raw_array(self.store.container, spec["segment"], spec["dtype"], count, f"{self.name} {what}")
-        if count and (arr[0] != 0 or (np.diff(arr.astype(np.int64)) < 0).any() or int(arr[-1]) > self.rows):
-            self.store.fail(f"table {self.name!r}: {what} are not monotone within its rows", spec["segment"])
+    def image_rows(self) -> np.ndarray:
+        """Offsets (int64, n_images + 1): the lookup rows of image i are ``[o[i], o[i+1])``."""
+        n = self.store.directory["images"]["count"]
+        what = f"table {self.name!r} image row offsets"
+        arr = C.blocked_offsets(self.store.container, self.entry["image_rows"], n + 1, what)
+        if arr[0] != 0 or (np.diff(arr) < 0).any() or int(arr[-1]) > self.lookup_rows:
+            self.store.fail(f"{what} are not monotone within its rows")
         return arr
 
-    def image_rows(self) -> np.ndarray:
-        """Offsets (n_images + 1): the lookup rows of image i are ``[o[i], o[i+1])``."""
-        n = self.store.directory["images"]["count"]
-        return self.offsets("image_rows", n + 1, "image row offsets")
+    def ints(self, desc: dict, count: int, what: str) -> np.ndarray:
+        """A packed index array (int64) of this table."""
+        return C.ints_array(self.store.container, desc, count, f"table {self.name!r} {what}")
 
     def row_part(self) -> np.ndarray | None:
         seg = self.entry.get("row_part")
@@ -248,6 +248,29 @@ class _Checker:
             self.fail(what, f"expected {size} bytes in segment {value}, it holds {self.raw_lengths[value]}")
         return value
 
+    def ints(self, value, what: str, count: int, lo: int = -(2**62), hi: int = 2**62) -> None:
+        """A raw bit-packed *ints* object of ``count`` values whose ``base`` (the smallest value) is in [lo, hi].
+        The largest value, ``base`` plus the packed one, is checked where the values are read."""
+        self.obj(value, what)
+        bits, base = value.get("bits"), value.get("base")
+        if not _is_int(bits) or not 0 <= bits <= 56:
+            self.fail(f"{what} bits", f"expected an integer in [0, 56], got {bits!r}")
+        if not _is_int(base) or not lo <= base <= hi:
+            self.fail(f"{what} base", f"expected an integer in [{lo}, {hi}], got {base!r}")
+        if bits:
+            self.segment(value.get("segment"), what, "raw", size=(count * bits + 7) // 8)
+        elif value.get("segment") is not None:
+            self.fail(what, "expected no segment for 0-bit values")
+
+    def offsets(self, value, what: str, count: int) -> None:
+        """FORMAT.md's blocked offsets: ``block`` (a power of two), ``base`` and ``local`` ints."""
+        self.obj(value, what)
+        block = value.get("block")
+        if not _is_int(block) or not 1 <= block <= 1 << 16 or block & (block - 1):
+            self.fail(f"{what} block", f"expected a power of two up to 65536, got {block!r}")
+        self.ints(value.get("base"), f"{what} base", -(-count // block), 0, 2**48)
+        self.ints(value.get("local"), f"{what} local", count, 0, 2**48)
+
     def dtype(self, value, what: str, codes=tuple(_INT_CODES)) -> int:
         if value not in codes:
             self.fail(what, f"expected a dtype of {', '.join(codes)}, got {value!r}")
@@ -298,16 +321,17 @@ def _check_table(ck: _Checker, name: str, t: dict, n_images: int, n_codes: int, 
     if "export_ids" in t:
         ck.segment(t["export_ids"], f"{what} export_ids", "zstd", size=8 * (rows - lookup))
     if "image_rows" in t:
-        spec = ck.obj(t["image_rows"], f"{what} image_rows")
-        width = ck.dtype(spec.get("dtype"), f"{what} image_rows dtype", ("u4", "u8"))
-        ck.segment(spec.get("segment"), f"{what} image_rows", "raw", size=width * (n_images + 1))
+        ck.offsets(t["image_rows"], f"{what} image_rows", n_images + 1)
     if "row_image" in t:
-        ck.segment(t["row_image"], f"{what} row_image", "raw", size=4 * lookup)
+        ck.ints(t["row_image"], f"{what} row_image", lookup, 0, 2**32 - 1)
     for key, inner in (("class_rows", "rows"), ("positive_images", "images")):
         if key in t:
             spec = ck.obj(t[key], f"{what} {key}")
             ck.segment(spec.get("offsets"), f"{what} {key} offsets", "raw", size=4 * (n_codes + 1))
-            ck.segment(spec.get(inner), f"{what} {key} {inner}", "raw", size=4 * lookup if key == "class_rows" else None)
+            if key == "class_rows":
+                ck.ints(spec.get(inner), f"{what} {key} {inner}", lookup, 0, 2**32 - 1)
+            else:  # as many images as the offsets' last entry says: checked where read
+                ck.obj(spec.get(inner), f"{what} {key} {inner}")
     total = 0
     for k, part in enumerate(parts):
         pw = f"{what} part {k}"
@@ -340,25 +364,35 @@ def _check_table(ck: _Checker, name: str, t: dict, n_images: int, n_codes: int, 
         ck.fail(what, f"its parts hold {total} rows, the table {rows}")
 
 
+def _check_integers(ck: _Checker, what: str, col: dict, rows: int, codes) -> None:
+    """A column's integers: bit-packed ``ints`` whose values fit its ``dtype``, or a raw array of it."""
+    width = ck.dtype(col.get("dtype"), f"{what} dtype", codes)
+    if "ints" in col:
+        info = np.iinfo(C.dtype_of(col["dtype"]))
+        ck.ints(col["ints"], f"{what} ints", rows, int(info.min), int(info.max))
+    else:
+        ck.segment(col.get("segment"), what, "raw", size=width * rows)
+
+
 def _check_column(ck: _Checker, what: str, col: dict, rows: int, n_codes: int) -> None:
     enc = col.get("encoding")
     if enc == "image":
         return
     if enc == "code":
-        width = ck.dtype(col.get("dtype"), f"{what} dtype", _UNSIGNED_CODES)
-        ck.segment(col.get("segment"), what, "raw", size=width * rows)
+        _check_integers(ck, what, col, rows, _UNSIGNED_CODES)
     elif enc == "dict":
         values = col.get("values")
         if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
             ck.fail(what, "expected a non-empty list of text values")
-        if col.get("segment") is not None:
-            width = ck.dtype(col.get("dtype"), f"{what} dtype", _UNSIGNED_CODES)
-            ck.segment(col.get("segment"), what, "raw", size=width * rows)
+        if col.get("segment") is not None or "ints" in col:
+            _check_integers(ck, what, col, rows, _UNSIGNED_CODES)
     elif enc in ("decimal", "int", "float64"):
-        width = 8 if enc == "float64" else ck.dtype(col.get("dtype"), f"{what} dtype")
+        if enc == "float64":
+            ck.segment(col.get("segment"), what, "raw", size=8 * rows)
+        else:
+            _check_integers(ck, what, col, rows, tuple(_INT_CODES))
         if enc == "decimal":
             ck.count(col.get("scale"), f"{what} scale", 0, 18)
-        ck.segment(col.get("segment"), what, "raw", size=width * rows)
         ck.segment(col.get("nulls"), f"{what} nulls", "raw", optional=True, size=(rows + 7) // 8)
     elif enc == "strings":
         seg = ck.segment(col.get("segment"), what, "zstd")
