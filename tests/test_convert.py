@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import warnings
@@ -31,7 +32,7 @@ import oicore
 from oicore.errors import CSVError, OicoreWarning
 from oicore.exporter import export
 from oicore.inspection import info, verify
-from oicore.sources import find_sources
+from oicore.sources import UnsupportedFileError, find_sources
 from oicore.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -701,6 +702,77 @@ def test_failed_convert_leaves_nothing_and_names_file_and_line(tmp_path_factory,
     assert e.value.column_name == "XMin"
     assert f"line {line}" in str(e.value) and name.split("/")[-1] in str(e.value)
     assert list(out_dir.iterdir()) == []  # no target, no temporary file
+
+
+# ---------------------------------------------------------------------------------------------- tar archives
+
+
+def _archives(src: Path, out: Path, groups: dict[str, list[str]], mode: str = "w:gz") -> list[Path]:
+    """The files of release ``src`` packed into archives as Google ships them: {archive name: member globs}."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for archive, patterns in groups.items():
+        path = out / archive
+        with tarfile.open(path, mode) as tar:
+            for pattern in patterns:
+                for f in sorted(src.glob(pattern)):
+                    tar.add(f, arcname=f.relative_to(src).as_posix())
+        paths.append(path)
+    return paths
+
+
+_V3_ARCHIVES = {
+    "images_2017_07.tar.gz": ["*/images.csv"],
+    "annotations_human_2017_07.tar.gz": ["*/annotations-human.csv"],
+    "machine_ann_2017_07.tar.gz": ["*/annotations-machine.csv"],
+    "annotations_human_bbox_2017_07.tar.gz": ["*/annotations-human-bbox.csv"],
+    "classes_2017_07.tar": ["class-descriptions.csv", "classes*.txt"],
+}
+
+
+def test_tar_archives_convert_like_the_folder_and_export_byte_identical(tmp_path_factory, tmp_path):
+    src, folder_oic, _, _ = synthetic(tmp_path_factory, "v3")
+    archives = _archives(src, tmp_path / "downloads", _V3_ARCHIVES)
+    oic = tmp_path / "from-archives.oic"
+    report, _ = convert_quiet(archives, oic)
+    assert sorted(s["name"] for s in report.sources) == sorted(found_sources(src))
+    a, b = Store(folder_oic), Store(oic)
+    try:
+        for x, y in zip(a.provenance["sources"], b.provenance["sources"], strict=True):
+            assert (x["name"], x["sha256"], x["size"], x["table"], x["split"]) == (y["name"], y["sha256"], y["size"], y["table"], y["split"])
+    finally:
+        a.close()
+        b.close()
+    assert oic.stat().st_size == folder_oic.stat().st_size
+    assert_exports_identical(oic, src, tmp_path)
+    assert verify(oic, against=[src])["compared"] == len(found_sources(src))
+
+
+def test_bad_data_in_an_archive_names_the_member_and_line(tmp_path_factory, tmp_path):
+    src, _, _, _ = synthetic(tmp_path_factory, "v3")
+    bad = tmp_path / "bad"
+    name = "validation/annotations-human-bbox.csv"
+    _damaged_copy(src, bad, name, 5)
+    archives = _archives(bad, tmp_path / "downloads", _V3_ARCHIVES)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(CSVError) as e:
+        convert_quiet(archives, out_dir / "release.oic")
+    assert e.value.line == 5 and e.value.column_name == "XMin"
+    assert f"annotations_human_bbox_2017_07.tar.gz:{name}" in str(e.value)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_truncated_archive_raises_and_leaves_nothing(tmp_path_factory, tmp_path):
+    src, _, _, _ = synthetic(tmp_path_factory, "v3")
+    (archive,) = _archives(src, tmp_path / "downloads", {"images_2017_07.tar.gz": ["*/images.csv"]})
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(UnsupportedFileError, match="images_2017_07.tar.gz"):
+        convert_quiet([archive, src / "class-descriptions.csv"], out_dir / "release.oic")
+    assert list(out_dir.iterdir()) == []
 
 
 def test_failed_convert_keeps_an_existing_target_even_with_force(tmp_path_factory, tmp_path):

@@ -91,11 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert",
         help="convert a release's CSV files into one .oic file",
-        description="Read every Open Images file found in SRC (release folders laid out as Google ships them, or "
-        "single files) and write one .oic file: typed columns, a release-wide label vocabulary, lookup indexes, "
+        description="Read every Open Images file found in SRC (release folders laid out as Google ships them, "
+        "single files, or the release's .tar.gz archives as downloaded) and write one .oic file: typed columns, a release-wide label vocabulary, lookup indexes, "
         "and what export needs to write every source back byte for byte. The file appears only when complete.",
     )
-    p.add_argument("sources", nargs="+", metavar="SRC", help="release folder or file")
+    p.add_argument("sources", nargs="+", metavar="SRC", help="release folder, file, or .tar.gz archive")
     p.add_argument("-o", "--output", required=True, metavar="OUT.oic", help="the file to write")
     p.add_argument("--level", type=_level, default=3, help="zstd level for text, 1-22 (default: %(default)s)")
     p.add_argument("--threads", type=_positive_int, help="threads (default: all cores, or OICORE_NUM_THREADS)")

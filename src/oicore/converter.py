@@ -10,10 +10,9 @@ Tables are converted one at a time, so memory is about one table's columns.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mmap
 import os
+import tarfile
 import time
 import uuid as uuidlib
 import warnings
@@ -29,7 +28,7 @@ from oicore._version import __version__
 from oicore.errors import OicoreWarning
 from oicore.format import ContainerWriter
 from oicore.schema import ColumnType
-from oicore.sources import SPLITS, Source, find_sources
+from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_sha256
 from oicore.threads import resolve as resolve_threads
 
 __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_release"]
@@ -110,16 +109,6 @@ class _Vocabulary:
         return result
 
 
-def _sha256(path: Path) -> tuple[str, int]:
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        h = hashlib.sha256()
-        if size:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                h.update(m)  # hashlib releases the GIL for large buffers
-    return h.hexdigest(), size
-
-
 def convert(
     sources,
     out,
@@ -182,7 +171,7 @@ def convert(
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists (use force=True, or --force, to replace it)")
     n_threads = resolve_threads(threads)
-    total = sum(s.path.stat().st_size for s in found)
+    total = sum(s.size for s in found)
     if progress is None:
         progress = _stderr_is_tty()
     from tqdm import tqdm
@@ -191,7 +180,7 @@ def convert(
     caught: list[warnings.WarningMessage] = []
     with ContainerWriter(out, force=force) as writer, ThreadPoolExecutor(n_threads, thread_name_prefix="oicore-convert") as pool, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hashes = {s.name: pool.submit(_sha256, s.path) for s in found}
+        hashes = {s.name: pool.submit(source_sha256, s) for s in found}
         job = _Job(writer, pool, level, n_threads, block_size, read_csv, bar)
         by_table: dict[str, list[Source]] = {}
         for s in found:
@@ -285,8 +274,13 @@ class _Job:
     # ---- reading -----------------------------------------------------------------------
 
     def _read(self, source: Source) -> _Part:
-        t = self.read_csv(source.path, kind=source.kind, block_size=self.block_size, threads=self.threads)
-        self.bar.update(source.path.stat().st_size)
+        if source.member is None:
+            t = self.read_csv(source.path, kind=source.kind, block_size=self.block_size, threads=self.threads)
+        else:  # an archive member: parsed as it is decompressed
+            with tarfile.open(source.path, "r:*") as tar:
+                stream = _NamedStream(tar.extractfile(source.member), source.where)
+                t = self.read_csv(stream, kind=source.kind, block_size=self.block_size, threads=self.threads)
+        self.bar.update(source.size)
         offset = int(t.schema.metadata[b"oicore.data_offset"])
         return _Part(source, t, t.num_rows, list(t.column_names), offset)
 
@@ -452,14 +446,8 @@ class _Job:
         cached = getattr(p, "rules", None)
         if cached is None:
             numeric = {n for n in p.names if schema.column(n).type in (ColumnType.FLOAT64, ColumnType.INT8, ColumnType.INT32, ColumnType.INT64)}
-            with open(p.source.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                source = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-                try:
-                    sample = exact.sample_fields(source, p.data_offset, p.rows)
-                finally:
-                    if size:
-                        source.close()
+            with source_bytes(p.source) as source:
+                sample = exact.sample_fields(source, p.data_offset, p.rows)
             cached = p.rules = exact.learn_rules(sample, p.names, numeric)
         return cached
 
@@ -490,17 +478,11 @@ class _Job:
             file_order = None
             if order is not None and not _is_sorted_positions(positions):
                 file_order = np.ascontiguousarray(_rank_within(positions)).astype(np.uint32)
-            with open(p.source.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                source = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-                try:
-                    prefix = bytes(source[: p.data_offset])
-                    exc, end = exact.find_exceptions(specs, p.rows, source, p.data_offset, rules["terminator"])
-                    suffix = bytes(source[end:])
-                    texts = [bytes(source[b:e]) for _, b, e in exc]
-                finally:
-                    if size:
-                        source.close()
+            with source_bytes(p.source) as source:
+                prefix = bytes(source[: p.data_offset])
+                exc, end = exact.find_exceptions(specs, p.rows, source, p.data_offset, rules["terminator"])
+                suffix = bytes(source[end:])
+                texts = [bytes(source[b:e]) for _, b, e in exc]
             return rules, file_order, prefix, suffix, exc, texts
 
         # Parts are checked in parallel (the renderer releases the GIL); segments are written in order.
@@ -534,13 +516,14 @@ class _Job:
     def _hierarchy(self, sources: list[Source]) -> None:
         entry = {"rows": 0, "columns": [], "parts": []}
         for s in sources:
-            data = s.path.read_bytes()
+            with source_bytes(s) as source:
+                data = bytes(source)
             try:
                 json.loads(data.decode("utf-8-sig"))
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 from oicore.errors import HierarchyError
 
-                raise HierarchyError(f"expected a JSON label hierarchy, got {e}", path=s.path) from None
+                raise HierarchyError(f"expected a JSON label hierarchy, got {e}", path=s.where) from None
             self.bar.update(len(data))
             entry["parts"].append({"name": s.name, "rows": 0, "columns": [], "json_segment": self.writer.add_zstd(data, level=self.level)})
         self.tables["hierarchy"] = entry
@@ -627,6 +610,14 @@ class _Job:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+
+
+class _NamedStream:
+    """An archive member's stream, named as errors should name it (``archive.tar.gz:member``)."""
+
+    def __init__(self, stream, name: str):
+        self.readinto, self.read, self.name = stream.readinto, stream.read, name
+
 
 _OFFSET_BLOCKS = (16, 32, 64, 128, 256)
 

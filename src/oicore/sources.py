@@ -1,22 +1,29 @@
 """What each file of a release is: its table, split and reading kind, from its path.
 
 ``oicore convert`` is given release directories (laid out as Google ships
-them) or single files; ``find_sources`` walks them and names every file it
-will store. File names decide the table (human or machine labels look alike
-inside) and the split; the reader still checks each header against the kind.
+them), single files, or the release's ``.tar.gz`` archives as downloaded;
+``find_sources`` walks them and names every file it will store. File names
+decide the table (human or machine labels look alike inside) and the split;
+the reader still checks each header against the kind. ``source_bytes`` gives
+a source's bytes: a map of a file, or an archive member decompressed into
+memory (never to disk).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import mmap
 import os
 import re
+import tarfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from oicore.errors import OicoreError, OicoreWarning
 
-__all__ = ["Source", "classify", "find_sources", "SPLITS", "TABLES", "UnsupportedFileError"]
+__all__ = ["Source", "classify", "find_sources", "source_bytes", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -53,7 +60,8 @@ _RULES = [
     (r"machine-imagelabels[\w-]*\.csv$|^annotations-machine\.csv$", "machine_labels"),
     (r"images[\w-]*\.csv$|^image_ids_and_rotation\.csv$", "images"),
 ]
-_UNSUPPORTED = (".jsonl", ".zip", ".tar", ".gz", ".tgz")
+_UNSUPPORTED = (".jsonl", ".zip", ".gz", ".bz2", ".xz")
+_ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
 
 class UnsupportedFileError(OicoreError, ValueError):
@@ -64,13 +72,24 @@ class UnsupportedFileError(OicoreError, ValueError):
 class Source:
     """One file of a release, as oicore will store it."""
 
-    path: Path  # the file
-    name: str  # its path relative to the release directory given, with '/' separators
+    path: Path  # the file, or the archive that holds it
+    name: str  # its path relative to the release directory given (or in its archive), with '/' separators
     table: str  # a key of TABLES
     split: str | None  # "train", "validation", "test", or None for release-wide files
     kind: str | None  # the reading kind (oicore.schema), None for the hierarchy JSON
     export_only: bool  # stored for export, not indexed for lookups (a "-boxable" subset)
     list_name: str | None = None  # class lists: "all", "trainable", "bbox", ...
+    member: str | None = None  # the member of the archive ``path`` that holds it, if any
+    member_size: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.member_size if self.member is not None else self.path.stat().st_size
+
+    @property
+    def where(self) -> str:
+        """The file, as error messages name it."""
+        return f"{self.path}:{self.member}" if self.member is not None else str(self.path)
 
 
 def _split_of(parts: list[str], name: str) -> str | None:
@@ -96,11 +115,17 @@ def _list_name(name: str) -> str:
     return stem
 
 
-def classify(path, root=None) -> Source | None:
-    """The Source for ``path`` (relative names from ``root``), or None when oicore does not know the file."""
+def classify(path, root=None, *, member: tarfile.TarInfo | None = None) -> Source | None:
+    """The Source for ``path`` (relative names from ``root``; or for ``member`` of the archive ``path``), or
+    None when oicore does not know the file."""
     path = Path(path)
-    rel = path.relative_to(root) if root is not None else Path(path.name)
-    parts = list(rel.parts)
+    if member is not None:
+        parts = [p for p in member.name.split("/") if p not in ("", ".")]
+        if not parts:
+            return None
+    else:
+        rel = path.relative_to(root) if root is not None else Path(path.name)
+        parts = list(rel.parts)
     name = parts[-1]
     lower = name.lower()
     table = None
@@ -122,7 +147,60 @@ def classify(path, root=None) -> Source | None:
         kind=TABLES[table],
         export_only="boxable" in lower and table in ("human_labels", "images"),
         list_name=_list_name(name) if table == "class_lists" else None,
+        member=member.name if member is not None else None,
+        member_size=member.size if member is not None else 0,
     )
+
+
+def _is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(_ARCHIVES)
+
+
+def _archive_members(path: Path) -> list[tarfile.TarInfo]:
+    """The regular files of a tar archive (gzip or not), in archive order; reading it decompresses it once."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            return [m for m in tar.getmembers() if m.isfile() and not m.name.rsplit("/", 1)[-1].startswith(".")]
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise UnsupportedFileError(f"{path}: expected a tar archive (.tar.gz, .tgz or .tar), got {e}") from None
+
+
+@contextlib.contextmanager
+def source_bytes(source: Source):
+    """A source's bytes as a read-only buffer: a map of the file, or the archive member decompressed into
+    anonymous memory (read as a stream, never written to disk)."""
+    if source.member is None:
+        with open(source.path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                yield b""
+                return
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                yield m
+        return
+    with tarfile.open(source.path, "r:*") as tar:
+        stream = tar.extractfile(source.member)
+        if source.member_size == 0:
+            yield b""
+            return
+        with mmap.mmap(-1, source.member_size) as m:
+            view, got = memoryview(m), 0
+            try:
+                while got < source.member_size:
+                    n = stream.readinto(view[got : got + (8 << 20)])
+                    if not n:
+                        raise UnsupportedFileError(f"{source.where}: the archive ends {source.member_size - got} bytes into this member")
+                    got += n
+            finally:
+                view.release()
+            yield m
+
+
+def source_sha256(source: Source) -> tuple[str, int]:
+    """The sha256 (hex) and size of a source's bytes."""
+    h = hashlib.sha256()
+    with source_bytes(source) as data:
+        h.update(data)  # hashlib releases the GIL for large buffers
+        return h.hexdigest(), len(data)
 
 
 def _boxable_subsets(found: list[Source]) -> list[Source]:
@@ -135,7 +213,8 @@ def _boxable_subsets(found: list[Source]) -> list[Source]:
 
 
 def find_sources(paths, *, strict: bool = False) -> list[Source]:
-    """Every file oicore stores from ``paths`` (release directories or single files), sorted by name.
+    """Every file oicore stores from ``paths`` (release directories, single files, or tar archives, whose
+    members count as files of a release directory), sorted by name.
 
     Unknown or unsupported files (JSONL, zips, ...) are skipped with an :class:`OicoreWarning`, or
     raise :class:`UnsupportedFileError` when ``strict``.
@@ -150,8 +229,16 @@ def find_sources(paths, *, strict: bool = False) -> list[Source]:
             root = given
         else:
             files, root = [given], given.parent
+        entries = []
         for f in files:
-            source = classify(f, root)
+            if _is_archive(f):
+                entries += [(f, member) for member in _archive_members(f)]
+            else:
+                entries.append((f, None))
+        for f, member in entries:
+            source = classify(f, root, member=member)
+            if member is not None and source is None:
+                f = Path(f"{f}:{member.name}")
             if source is None:
                 what = "an unsupported format" if f.suffix.lower() in _UNSUPPORTED else "not an Open Images file oicore knows"
                 message = f"skipping {f}: {what}"
