@@ -141,6 +141,29 @@ static inline int64_t oic_offset(const oic_offsets *o, size_t i)
     return oic_col_int(&o->base, i >> o->shift) + oic_col_int(&o->local, i);
 }
 
+/* Offsets i and i + 1 (the row range of entry i); the common case, both packed and away from the end of
+ * their segments, without the general reader's dispatch. */
+static inline void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, int64_t *hi)
+{
+    const oic_col *b = &o->base, *l = &o->local;
+    size_t k0 = i >> o->shift, k1 = (i + 1) >> o->shift;
+    if (b->width == 0 && l->width == 0 && b->guard != NULL && l->guard != NULL) {
+        uint64_t lb = (uint64_t)i * (uint64_t)l->bits, bb = (uint64_t)k1 * (uint64_t)b->bits;
+        if (((lb + (uint64_t)l->bits) >> 3) + 8 <= l->guard->length && (bb >> 3) + 8 <= b->guard->length) {
+            uint64_t lm = (UINT64_C(1) << l->bits) - 1, bm = (UINT64_C(1) << b->bits) - 1;
+            uint64_t ba = (uint64_t)k0 * (uint64_t)b->bits;
+            int64_t base0 = b->base + (int64_t)((oic_tc_ld64(b->guard->base + (ba >> 3)) >> (ba & 7)) & bm);
+            int64_t base1 = k1 == k0 ? base0 : b->base + (int64_t)((oic_tc_ld64(b->guard->base + (bb >> 3)) >> (bb & 7)) & bm);
+            uint64_t lb1 = lb + (uint64_t)l->bits;
+            *lo = base0 + l->base + (int64_t)((oic_tc_ld64(l->guard->base + (lb >> 3)) >> (lb & 7)) & lm);
+            *hi = base1 + l->base + (int64_t)((oic_tc_ld64(l->guard->base + (lb1 >> 3)) >> (lb1 & 7)) & lm);
+            return;
+        }
+    }
+    *lo = oic_offset(o, i);
+    *hi = oic_offset(o, i + 1);
+}
+
 /* The index of `id` among the n sorted IDs, or -1. buckets has 2^bits + 1 entries. */
 static inline int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
 {
@@ -242,8 +265,7 @@ static inline int64_t oic_labels_count(const oic_labels_ctx *c, const uint64_t *
             for (int t = 0; t < c->n_tables; t++) {
                 int64_t lo = 0, hi = 0;
                 if (index[j] >= 0 && c->want[t]) {
-                    lo = oic_offset(c->offsets[t], (size_t)index[j]);
-                    hi = oic_offset(c->offsets[t], (size_t)index[j] + 1);
+                    oic_offset_pair(c->offsets[t], (size_t)index[j], &lo, &hi);
                     if (lo < 0 || lo > hi || (size_t)hi > c->limit[t])
                         return (int64_t)j;
                     total += hi - lo;
@@ -351,6 +373,67 @@ static inline void oic_col_read_mapped(const oic_col *c, size_t lo, size_t hi, c
 
 #define OIC_PREFETCH_AHEAD 8
 
+/* A column read row after row with plain 8-byte loads: value = base + bits [bit, bit + w) of p. A constant
+ * column (or an absent one) reads w = 0 bits of eight zero bytes. */
+typedef struct {
+    const uint8_t *p;
+    uint64_t mask;
+    int64_t base;
+    uint64_t w;
+} oic_run;
+
+static const uint8_t oic_zero8[8] = {0};
+
+/* 1 when rows [lo, hi) of c (NULL: absent, reads 0) can be read as a run, else 0 (raw widths, or rows within
+ * 8 bytes of the segment's end, take the general path). */
+static inline int oic_run_init(const oic_col *c, size_t lo, size_t hi, oic_run *r)
+{
+    r->p = oic_zero8, r->w = 0, r->mask = 0, r->base = 0;
+    if (c == NULL)
+        return 1;
+    if (c->guard == NULL) {
+        r->base = c->constant;
+        return 1;
+    }
+    if (c->width != 0 || hi <= lo || ((((uint64_t)hi - 1) * (uint64_t)c->bits) >> 3) + 8 > c->guard->length)
+        return 0;
+    r->p = c->guard->base, r->w = (uint64_t)c->bits, r->mask = (UINT64_C(1) << c->bits) - 1, r->base = c->base;
+    return 1;
+}
+
+static inline uint64_t oic_run_get(const oic_run *r, uint64_t bit)
+{
+    return (oic_tc_ld64(r->p + (bit >> 3)) >> (bit & 7)) & r->mask;
+}
+
+/* Rows [lo, hi) of one label table in a single pass: codes, confidences through the 256-entry float table
+ * (or the constant), sources through the map. 0 when the columns do not allow it (the caller reads them
+ * column by column). */
+static inline int oic_labels_run(const oic_col *code, const oic_col *conf, const oic_col *source, const uint8_t *map,
+                                 size_t lo, size_t hi, int32_t *label, float *confidence, uint8_t *src)
+{
+    oic_run rc, rf, rs;
+    float constant[1];
+    const float *table;
+    if (!oic_run_init(code, lo, hi, &rc) || !oic_run_init(conf, lo, hi, &rf) || !oic_run_init(source, lo, hi, &rs))
+        return 0;
+    if (conf->guard == NULL) {
+        constant[0] = (float)oic_col_double(conf, 0);
+        table = constant; /* w = 0: every row reads entry 0 */
+    } else if (conf->f32_table != NULL) {
+        table = conf->f32_table; /* bits <= 8: every stored value has an entry */
+    } else {
+        return 0;
+    }
+    uint64_t bc = (uint64_t)lo * rc.w, bf = (uint64_t)lo * rf.w, bs = (uint64_t)lo * rs.w;
+    for (size_t r = 0; r < hi - lo; r++, bc += rc.w, bf += rf.w, bs += rs.w) {
+        label[r] = (int32_t)(rc.base + (int64_t)oic_run_get(&rc, bc));
+        confidence[r] = table[oic_run_get(&rf, bf)];
+        src[r] = map[(uint64_t)(rs.base + (int64_t)oic_run_get(&rs, bs)) & 255];
+    }
+    return 1;
+}
+
 /* Fill the rows of queries [j0, j1) at start[j] from their row ranges; kept[j] gets how many passed the
  * filters (they are written first, in order). */
 static inline void oic_labels_fill(const oic_labels_ctx *c, const int64_t *lo_in, const int64_t *hi_in, size_t n,
@@ -375,9 +458,11 @@ static inline void oic_labels_fill(const oic_labels_ctx *c, const int64_t *lo_in
             if (hi <= lo)
                 continue;
             size_t m = hi - lo;
-            oic_col_read_i32(c->code[t], lo, hi, label + k);
-            oic_col_read_f32(c->conf[t], lo, hi, conf + k);
-            oic_col_read_mapped(c->source[t], lo, hi, c->source_map[t], source + k);
+            if (!oic_labels_run(c->code[t], c->conf[t], c->source[t], c->source_map[t], lo, hi, label + k, conf + k, source + k)) {
+                oic_col_read_i32(c->code[t], lo, hi, label + k);
+                oic_col_read_f32(c->conf[t], lo, hi, conf + k);
+                oic_col_read_mapped(c->source[t], lo, hi, c->source_map[t], source + k);
+            }
             if (filtered) {
                 size_t w = k; /* keep the rows that pass, in order */
                 for (size_t r = k; r < k + m; r++) {
