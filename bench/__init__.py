@@ -10,9 +10,13 @@ Layout:
 - ``tasks/``       one module per task, registered in ``tasks/__init__.py``;
 - ``data.py``      the synthetic release each run reads, cached in ``bench/data/``;
 - ``_worker.py``   runs one system of one task in a fresh process and reports JSON;
+- ``launch.py``    starts workers: a fresh interpreter, or a fork of ``_forkserver.py``;
+- ``serving.py``   the small-scale mode's worker that serves a task's check and rounds;
+- ``disk.py``, ``memory_limit.py``  the disk a run needs; the workers' memory limit;
 - ``runner.py``    the command line: spawns workers, interleaves rounds, checks answers;
 - ``report.py``    machine facts, the JSON record and the Markdown table.
 
 The runner process itself imports no data library (no numpy, pyarrow, pandas),
-so every worker it spawns starts from a small, equal footing.
+so every worker it spawns starts from a small, equal footing (the fork server
+imports them once, for the forked workers of the small-scale mode).
 """

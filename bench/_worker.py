@@ -1,4 +1,4 @@
-"""Run one system of one task in this fresh process; write what happened as JSON.
+"""Run one system of one task in this process; write what happened as JSON.
 
 The runner starts one of these per measurement::
 
@@ -21,16 +21,26 @@ Modes:
              has ``warmup=False``), then ``--runs`` timed runs (default: the
              task's ``runs``); a system's ``sample`` of single calls, if any,
              runs last (``latency_ns``).
+``serve``    the small-scale mode's worker for tasks without cold calls: one
+             process does the check and then every timing round of its system,
+             one command at a time (``check OUT``, ``time OUT``, ``exit``, one
+             a line on the ``--commands`` FIFO; ``done`` on ``--replies`` after
+             each), so that the runner can interleave the rounds of several
+             such processes. Setup runs once for the check and once for the
+             rounds (their inputs differ), and only the first round warms up.
 
 A system's ``before`` hook runs, untimed, before every run; its ``normalize``
 turns the raw result into the task's canonical form before ``fingerprint`` and
 ``quick`` (untimed). ``setup`` may record what it measured in ``ctx.notes``
 (load and build time, memory), which is reported as ``notes``.
 
-The report's ``status`` is ``ok``, ``unavailable`` (an import failed in setup)
-or ``failed`` (anything else raised). A worker that dies (killed, out of
-memory) leaves no report; the runner says so. Memory figures are in KiB and
-read from ``/proc/self/status``, so they are Linux-only (null elsewhere).
+The worker first limits its address space (``--memory-limit`` bytes,
+``RLIMIT_AS``; see ``bench.memory_limit``). The report's ``status`` is ``ok``,
+``unavailable`` (an import failed in setup), ``oom`` (the limit was hit) or
+``failed`` (anything else raised). A worker that dies (killed, aborted) leaves
+no report; the runner says so, as "out of memory" when that is the cause.
+Memory figures are in KiB and read from ``/proc/self/status``, so they are
+Linux-only (null elsewhere).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+from bench import memory_limit
 
 
 def _status_kib(field: str) -> int | None:
@@ -75,80 +87,94 @@ def _error(exc: BaseException) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench._worker")
-    p.add_argument("--task", required=True)
-    p.add_argument("--system", required=True)
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--work", required=True, type=Path)
-    p.add_argument("--scale", required=True, type=float)
-    p.add_argument("--mode", required=True, choices=("prepare", "check", "time"))
-    p.add_argument("--runs", type=int, default=None)
-    p.add_argument("--out", required=True, type=Path)
-    args = p.parse_args(argv)
+def _failure(exc: Exception) -> str:
+    """The status for an exception: out of memory, a missing library, or another failure."""
+    if memory_limit.exception_is_oom(exc):
+        return "oom"
+    return "unavailable" if isinstance(exc, ImportError) else "failed"
 
-    report: dict = {"task": args.task, "system": args.system, "mode": args.mode, "pid": os.getpid()}
 
-    def finish(status: str, **fields) -> int:
-        report.update(status=status, **fields)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        os.replace(tmp, args.out)
-        return 0
+class Failed(Exception):
+    """A stage failed: ``fields`` are the report's (status, stage, error, traceback)."""
 
-    from bench import tasks
-    from bench.task import Context
+    def __init__(self, status: str, stage: str | None, exc: BaseException):
+        super().__init__(status)
+        self.fields = {"status": status, **({"stage": stage} if stage else {}), **_error(exc)}
 
-    task = tasks.load(args.task)
-    system = task.system(args.system)
-    ctx = Context(data_dir=args.data, work_dir=args.work, scale=args.scale, mode=args.mode)
-    runs = args.runs if args.runs is not None else task.runs
 
-    if args.mode == "prepare":
+class Worker:
+    """One system of one task: its setup and the check and timing runs made on it."""
+
+    def __init__(self, args):
+        from bench import tasks
+
+        self.args = args
+        self.task = tasks.load(args.task)
+        self.system = self.task.system(args.system)
+        self.runs = args.runs if args.runs is not None else self.task.runs
+        self.state = None
+        self.state_mode = None  # the mode the state was set up for ("check" or "time")
+        self.warm = False  # a warm-up run has been made in this process
+
+    def context(self, mode: str):
+        from bench.task import Context
+
+        a = self.args
+        return Context(data_dir=a.data, work_dir=a.work, scale=a.scale, mode=mode)
+
+    def before(self, state) -> None:
+        if self.system.before is not None:
+            self.system.before(state)
+
+    def canonical(self, result):
+        return self.system.normalize(result) if self.system.normalize is not None else result
+
+    def prepare(self, report: dict) -> None:
+        ctx = self.context("prepare")
         t0 = time.perf_counter()
         try:
-            if system.prepare is not None:
-                system.prepare(ctx)
-        except ImportError as exc:
-            return finish("unavailable", **_error(exc))
+            if self.system.prepare is not None:
+                self.system.prepare(ctx)
         except Exception as exc:
-            return finish("failed", **_error(exc))
-        return finish("ok", prepare_s=time.perf_counter() - t0, notes=ctx.notes)
+            raise Failed(_failure(exc), None, exc) from exc
+        report.update(prepare_s=time.perf_counter() - t0, notes=ctx.notes)
 
-    def before(state) -> None:
-        if system.before is not None:
-            system.before(state)
-
-    def canonical(result):
-        return system.normalize(result) if system.normalize is not None else result
-
-    t0 = time.perf_counter()
-    try:
-        state = system.setup(ctx)
-    except ImportError as exc:
-        return finish("unavailable", **_error(exc))
-    except Exception as exc:
-        return finish("failed", stage="setup", **_error(exc))
-    report["setup_s"] = time.perf_counter() - t0
-    report["notes"] = ctx.notes
-    report["versions"] = {
-        m: getattr(sys.modules.get(m), "__version__", None) for m in system.modules if m in sys.modules
-    }
-    gc.collect()
-    rss0 = _status_kib("VmRSS")
-    report["rss_after_setup_kib"] = rss0
-    # ru_maxrss survives fork+exec (a child starts with its parent's peak) and includes transient
-    # peaks of the imports; VmHWM reset here measures the run alone. ru_maxrss is kept as a cross-check.
-    report["peak_reset"] = args.mode == "check" and _reset_peak()
-
-    if args.mode == "check":
+    def setup(self, mode: str, report: dict) -> None:
+        """Set the system up for ``mode`` (once per mode), recording its time, notes and versions."""
+        if self.state_mode == mode:
+            return
+        self.state = self.state_mode = None
+        gc.collect()
+        ctx = self.context(mode)
+        t0 = time.perf_counter()
         try:
-            before(state)
+            self.state = self.system.setup(ctx)
+        except Exception as exc:
+            raise Failed(_failure(exc), "setup", exc) from exc
+        self.state_mode = mode
+        report["setup_s"] = time.perf_counter() - t0
+        report["notes"] = ctx.notes
+        report["versions"] = {
+            m: getattr(sys.modules.get(m), "__version__", None) for m in self.system.modules if m in sys.modules
+        }
+        self.ctx = ctx
+
+    def check(self, report: dict) -> None:
+        self.setup("check", report)
+        task, system, state = self.task, self.system, self.state
+        gc.collect()
+        rss0 = _status_kib("VmRSS")
+        report["rss_after_setup_kib"] = rss0
+        # ru_maxrss survives fork+exec (a child starts with its parent's peak) and includes transient
+        # peaks of the imports; VmHWM reset here measures the run alone. ru_maxrss is kept as a cross-check.
+        report["peak_reset"] = _reset_peak()
+        try:
+            self.before(state)
             t0 = time.perf_counter()
             result = system.run(state)
             report["first_run_s"] = time.perf_counter() - t0
         except Exception as exc:
-            return finish("failed", stage="run", **_error(exc))
+            raise Failed(_failure(exc), "run", exc) from exc
         # Read the high-water marks before anything else allocates.
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         report["ru_maxrss_kib"] = maxrss
@@ -165,46 +191,98 @@ def main(argv=None) -> int:
             report["result_type"] = task.describe(result) if task.describe else type(result).__name__
             if system.validate is not None:
                 system.validate(result)
-            view = canonical(result)
+            view = self.canonical(result)
             report["fingerprint"] = task.fingerprint(view)
             report["quick"] = task.quick(view)
+            if system.adopt is not None:
+                system.adopt(self.ctx, result)
         except AssertionError as exc:
-            return finish("wrong", stage="validate", **_error(exc))
+            raise Failed("wrong", "validate", exc) from exc
         except Exception as exc:
-            return finish("failed", stage="fingerprint", **_error(exc))
-        return finish("ok")
+            raise Failed(_failure(exc), "fingerprint", exc) from exc
 
-    # mode == "time"
-    try:
-        if task.cold:
-            # the first call in this fresh process, after setup: the "cold" figure
-            before(state)
-            t0 = time.perf_counter()
-            result = (system.first or system.run)(state)
-            report["cold_s"] = time.perf_counter() - t0
-            del result
-            gc.collect()
-        if task.warmup:
-            before(state)
-            t0 = time.perf_counter()
-            result = system.run(state)
-            report["warm_s"] = time.perf_counter() - t0
-            del result
-            gc.collect()
-        times, quick = [], None
-        for _ in range(runs):
-            before(state)
-            t0 = time.perf_counter()
-            result = system.run(state)
-            times.append(time.perf_counter() - t0)
-            quick = task.quick(canonical(result))
-            del result
-            gc.collect()
-        if system.sample is not None:
-            report["latency_ns"] = [int(x) for x in system.sample(state)]
-    except Exception as exc:
-        return finish("failed", stage="run", **_error(exc))
-    return finish("ok", times=times, quick=quick)
+    def time(self, report: dict) -> None:
+        self.setup("time", report)
+        task, system, state = self.task, self.system, self.state
+        gc.collect()
+        try:
+            if task.cold:
+                # the first call in this fresh process, after setup: the "cold" figure
+                self.before(state)
+                t0 = time.perf_counter()
+                result = (system.first or system.run)(state)
+                report["cold_s"] = time.perf_counter() - t0
+                del result
+                gc.collect()
+            if task.warmup and not self.warm:
+                self.before(state)
+                t0 = time.perf_counter()
+                result = system.run(state)
+                report["warm_s"] = time.perf_counter() - t0
+                del result
+                gc.collect()
+                self.warm = True
+            times, quick = [], None
+            for _ in range(self.runs):
+                self.before(state)
+                t0 = time.perf_counter()
+                result = system.run(state)
+                times.append(time.perf_counter() - t0)
+                quick = task.quick(self.canonical(result))
+                del result
+                gc.collect()
+            if system.sample is not None:
+                report["latency_ns"] = [int(x) for x in system.sample(state)]
+        except Exception as exc:
+            raise Failed(_failure(exc), "run", exc) from exc
+        report.update(times=times, quick=quick)
+
+    def do(self, mode: str, out: Path) -> None:
+        """Run ``mode`` and write its report to ``out`` (atomically)."""
+        report: dict = {"task": self.task.name, "system": self.system.name, "mode": mode, "pid": os.getpid()}
+        try:
+            getattr(self, mode)(report)
+            report["status"] = "ok"
+        except Failed as failed:
+            report.update(failed.fields)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        os.replace(tmp, out)
+
+
+def serve(worker: Worker, commands: Path, replies: Path) -> None:
+    """Take ``check OUT`` / ``time OUT`` commands until ``exit`` (or the end of input); ``done`` after each."""
+    with open(commands) as cmds, open(replies, "w") as done:
+        for line in cmds:
+            command, _, out = line.strip().partition(" ")
+            if command == "exit":
+                break
+            worker.do(command, Path(out))
+            done.write("done\n")
+            done.flush()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench._worker")
+    p.add_argument("--task", required=True)
+    p.add_argument("--system", required=True)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--work", required=True, type=Path)
+    p.add_argument("--scale", required=True, type=float)
+    p.add_argument("--mode", required=True, choices=("prepare", "check", "time", "serve"))
+    p.add_argument("--runs", type=int, default=None)
+    p.add_argument("--out", type=Path, help="the report (modes prepare, check, time)")
+    p.add_argument("--commands", type=Path, help="serve: the FIFO the commands come from")
+    p.add_argument("--replies", type=Path, help="serve: the FIFO that says when each is done")
+    p.add_argument("--memory-limit", type=int, default=memory_limit.DEFAULT, help="RLIMIT_AS in bytes; 0: none")
+    args = p.parse_args(argv)
+    memory_limit.apply(args.memory_limit)
+    worker = Worker(args)
+    if args.mode == "serve":
+        serve(worker, args.commands, args.replies)
+    else:
+        worker.do(args.mode, args.out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ THREAD_VARIABLES = (
     "ARROW_NUM_THREADS",
     "ARROW_IO_THREADS",
 )
-LIBRARIES = ("numpy", "pyarrow", "pandas", "polars", "duckdb", "matplotlib", "pytest-benchmark", "Cython")
+LIBRARIES = ("numpy", "pyarrow", "pandas", "polars", "duckdb", "pylance", "matplotlib", "pytest-benchmark", "Cython")
 
 
 def _read(path: str) -> str:
@@ -188,6 +188,8 @@ def task_markdown(name: str, entry: dict) -> str:
         facts.append(f"{calls:,} {'IDs' if rate else 'calls'} per run")
     if entry.get("rounds") is not None:
         facts.append(f"{entry['rounds']} round{'s' if entry['rounds'] != 1 else ''}")
+        if entry.get("first_round_from_check"):
+            facts[-1] += " (the first is the check run)"
     if entry.get("wall_s") is not None:
         facts.append(f"task took {entry['wall_s']:.0f} s")
     check = entry.get("check", {})
@@ -249,6 +251,7 @@ def task_markdown(name: str, entry: dict) -> str:
                 "unavailable": "not available",
                 "failed": "failed",
                 "wrong": "**WRONG ANSWER**",
+                "oom": "out of memory",
                 "not installed": "not installed",
                 "skipped": "skipped",
             }.get(status, status)
@@ -393,11 +396,24 @@ def markdown(record: dict) -> str:
         commit += f", from {o.get('path')}"
     libs = " · ".join(f"{k} {val}" for k, val in v.items() if val and k not in ("pytest-benchmark", "Cython", "matplotlib"))
     rounds = f"{record['repeat']} interleaved round{'s' if record['repeat'] != 1 else ''}"
+    if record.get("small_scale"):
+        process = (
+            "small-scale mode: "
+            + ("workers forked from a parent that imported the libraries; " if record.get("workers") == "fork" else "")
+            + "one worker per system serves a task's check and rounds (a fresh one per round for cold calls and "
+            "converts); one timed run per round"
+        )
+    else:
+        process = "one fresh interpreter per system and round" if record.get("workers", "exec") == "exec" else (
+            "one process per system and round, forked from a parent that imported the libraries"
+        )
+    limit = record.get("memory_limit_bytes")
     lines = [
         "# oicore benchmarks",
         "",
         f"{record['started']} · {_data(record)} · {rounds}, "
-        f"one fresh process per system and round (median of the rounds; peak memory from a separate process)",
+        f"{process} (median of the rounds; peak memory from a separate process)"
+        + (f"; every worker under a {limit / 1e9:g} GB address-space limit (RLIMIT_AS)" if limit else ""),
         "",
         f"{m['cpu_model']}, {m['cores_usable']} of {m['cores']} cores, {m['memory_gib']} GiB"
         + (f", load {m['load_average_at_start'][0]:.1f} at start" if m.get("load_average_at_start") else "")
@@ -405,6 +421,8 @@ def markdown(record: dict) -> str:
         f"Python {m['python']} · oicore {o.get('version')} ({commit}) · {libs}"
         + "".join(f" · {k}={val}" for k, val in m.get("environment", {}).items()),
         "",
+        f"threads: each library's default on {m['cores_usable']} cores (oicore, pyarrow, polars, duckdb and lance "
+        "one per core; pandas and numpy one). "
         "peak extra = resident high-water mark during one run (VmHWM, reset after setup) "
         "minus resident memory after setup (imports, and the load and build a system needs before it can answer); "
         "result = the result's buffers; "

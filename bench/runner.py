@@ -1,5 +1,9 @@
 """``python -m bench``: run the tasks, check every answer, time interleaved rounds, report.
 
+Before anything is written, the disk the run needs is estimated from its scale (``bench.disk``) and the run
+refuses to start when there is not enough. Every worker runs under an address-space limit (20 GB,
+``bench.memory_limit``); one that hits it is reported as "out of memory".
+
 For each task:
 
 1. the input files are read once, so that every system starts from a warm page cache;
@@ -13,6 +17,11 @@ For each task:
    rotates from round to round. Timing rounds interleaved across systems
    spreads machine noise evenly instead of letting it land on one system.
 
+Below scale 0.1 (the small-scale mode, a smoke test) workers are forked from a pre-imported parent
+(``bench.launch``); a task without cold first calls keeps one worker per system for its check and its
+rounds (``bench.serving``), still interleaved; each round makes one timed run; a convert's check run is
+its first round; and the slow peers make fewer single calls (``tasks/_lookups.py``).
+
 Results: ``<out>/<timestamp>.json`` and ``.md``, copied to ``latest.json`` and
 ``latest.md``; the Markdown also goes to stdout, progress to stderr.
 """
@@ -25,14 +34,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench import data, report, tasks
+from bench import data, disk, launch, memory_limit, report, tasks
 from bench.report import REPO
+from bench.serving import ServingWorker, died
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,47 +72,53 @@ def warm(path: Path) -> float:
 
 
 class Runner:
-    def __init__(self, args, env, data_dir: Path, scratch: Path):
+    def __init__(self, args, launcher, data_dir: Path, scratch: Path):
         self.args = args
-        self.env = env
+        self.launcher = launcher
         self.data_dir = data_dir
         self.scratch = scratch
         self.count = 0
+        self.serving: dict = {}  # system -> ServingWorker, for the task being run
+
+    def serves(self, task) -> bool:
+        """Whether the task's rounds run in one serving worker per system (the small-scale mode; not for
+        cold first calls or converts, which need a fresh process per round)."""
+        return self.args.small_scale and task.warmup and not task.cold
 
     def worker(self, task, system, mode: str) -> dict:
-        """Run one worker process; its report, or a failure that says how it died."""
+        """Run one worker process (or a command of a serving one); its report, or a failure that says how it died."""
         self.count += 1
-        out = self.scratch / f"{self.count:04d}-{task.name}-{system.name}-{mode}.json"
+        name = f"{self.count:04d}-{task.name}-{system.name}"
+        out = self.scratch / f"{name}-{mode}.json"
         work = data.DATA_ROOT / "work" / self.data_dir.name / task.name / system.name
         if system.prepare is not None:
             work.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "bench._worker",
+        argv = [
             "--task", task.name, "--system", system.name,
             "--data", str(self.data_dir), "--work", str(work), "--scale", repr(self.args.scale),
-            "--mode", mode, "--out", str(out),
+            "--memory-limit", str(self.args.memory_limit),
         ]  # fmt: skip
+        if self.args.small_scale:
+            argv += ["--runs", "1"]  # the smoke test: one timed run per round (the rounds give the median)
         timeout = self.args.timeout or task.timeout
-        try:
-            proc = subprocess.run(
-                cmd, cwd=REPO, env=self.env, capture_output=True, text=True, errors="replace", timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
+        if mode != "prepare" and self.serves(task):
+            if system.name not in self.serving:
+                self.serving[system.name] = ServingWorker(self.launcher, argv, self.scratch, name)
+            return self.serving[system.name].request(mode, out, timeout)
+        done = self.launcher.run([*argv, "--mode", mode, "--out", str(out)], timeout, out.with_suffix(".log"))
+        if done.returncode is None:
             return {"status": "failed", "error": f"timed out after {timeout:g} s ({mode})"}
         if out.is_file():
             result = json.loads(out.read_text())
-            if proc.returncode != 0:
-                result.setdefault("stderr_tail", proc.stderr[-2000:])
+            if done.returncode != 0:
+                result.setdefault("stderr_tail", done.output[-2000:])
             return result
-        how = f"exit status {proc.returncode}"
-        if proc.returncode < 0:
-            how = f"killed by signal {-proc.returncode}" + (" (out of memory?)" if proc.returncode == -9 else "")
-        tail = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else []
-        return {
-            "status": "failed",
-            "error": f"worker {how} during {mode}" + (f": {tail[0]}" if tail else ""),
-            "stderr_tail": proc.stderr[-4000:],
-        }
+        return died(done.returncode, done.output, mode)
+
+    def close_serving(self) -> None:
+        for worker in self.serving.values():
+            worker.close()
+        self.serving = {}
 
     def run_task(self, task, systems) -> dict:
         entry: dict = {
@@ -185,7 +200,15 @@ class Runner:
             if task.cold:
                 results[s.name]["cold_times"] = []
         latencies: dict[str, list[int]] = {s.name: [] for s in active}
-        for round_ in range(rounds):
+        first = 0
+        if self.args.small_scale and not task.warmup and task.runs == 1:
+            # A convert's check run is a fresh process converting once, exactly as a timed round: in the
+            # small-scale mode it counts as round 1 (in the systems' order), to save a convert per system.
+            for s in active:
+                results[s.name]["times"].append(results[s.name]["first_run_s"])
+            entry["first_round_from_check"] = True
+            first = 1
+        for round_ in range(first, rounds):
             k = round_ % len(active) if active else 0
             for s in active[k:] + active[:k]:
                 res = results[s.name]
@@ -193,7 +216,8 @@ class Runner:
                     continue
                 r = self.worker(task, s, "time")
                 if r["status"] != "ok":
-                    res.update(status="failed", error=f"round {round_ + 1}: {r.get('error')}")
+                    status = "oom" if r["status"] == "oom" else "failed"
+                    res.update(status=status, error=f"round {round_ + 1}: {r.get('error')}")
                     for key in ("traceback", "stderr_tail"):
                         if r.get(key):
                             res[key] = r[key]
@@ -219,7 +243,7 @@ class Runner:
             times = res.get("times")
             if times:
                 res.update(median=statistics.median(times), min=min(times), max=max(times))
-                calls = task.system(name).calls or task.calls
+                calls = task.calls_per_run(self.data_dir, name)
                 if calls:
                     res["timed_calls"] = calls
                     res["per_call_s"] = res["median"] / calls
@@ -237,7 +261,7 @@ class Runner:
                 }
             if task.stored and res.get("result_bytes") is not None:
                 res["stored_bytes"] = res["result_bytes"]
-        entry["calls"] = task.calls
+        entry["calls"] = task.calls_per_run(self.data_dir)
         entry["rate"] = task.rate
         entry["cold"] = task.cold
         entry["stored"] = task.stored
@@ -301,6 +325,46 @@ class Runner:
                 log(f"[{task.name}] WRONG ANSWER from {name} (reference {', '.join(reference)}): {shown}")
 
 
+WORKER_MODES = {
+    "fork": "forked from a pre-imported parent",
+    "exec": "a fresh interpreter each",
+}
+
+
+def enough_disk(args) -> bool:
+    """Print the disk the run will need and the free disk; False (refuse) when there is not enough."""
+    if args.data is not None:
+        sources = args.data.resolve()
+        e = disk.estimate(None, sources, data.DATA_ROOT / "work" / sources.name, source_bytes=disk._bytes_under(sources))
+    else:
+        sources = data.release_dir(args.scale)
+        e = disk.estimate(args.scale, sources, data.DATA_ROOT / "work" / sources.name)
+    log(disk.describe(e, None if args.data is not None else args.scale))
+    if e["needed"] > e["free"]:
+        log(
+            f"error: not enough free disk: {e['needed'] / 1e9:.1f} GB more are needed and {e['free'] / 1e9:.1f} GB "
+            f"are free on {e['where']}; free some space, or choose a smaller --scale"
+        )
+        return False
+    return True
+
+
+def run_tasks(runner, args, all_tasks, record) -> None:
+    for name in args.tasks:
+        task = all_tasks[name]
+        systems = [s for s in task.systems if args.systems is None or s.name in args.systems]
+        if not systems:
+            log(f"[{name}] skipped: none of the chosen systems implements it")
+            continue
+        log(f"[{name}] {task.title}: {', '.join(s.name for s in systems)}")
+        t0 = time.time()
+        try:
+            record["tasks"][name] = runner.run_task(task, systems)
+        finally:
+            runner.close_serving()
+        record["tasks"][name]["wall_s"] = round(time.time() - t0, 1)
+
+
 def parse_args(argv):
     all_tasks = tasks.load_all()
     all_systems = sorted({s for t in all_tasks.values() for s in t.system_names})
@@ -320,8 +384,21 @@ def parse_args(argv):
     p.add_argument("--data", type=Path, help="use this release directory as is instead of the synthetic one")
     p.add_argument("--regenerate", action="store_true", help="generate the synthetic release again")
     p.add_argument("--timeout", type=float, help="seconds allowed to one worker process (default: per task)")
+    p.add_argument(
+        "--workers", choices=("fork", "exec"), default=None,
+        help="fork: workers forked from a pre-imported parent (default below scale 0.1); "
+        "exec: a fresh interpreter per worker (default from 0.1 on, and with --data)",
+    )  # fmt: skip
+    # RLIMIT_AS of every worker (20 GB); hidden: a small value tests the "out of memory" path at a small scale
+    p.add_argument("--memory-limit", type=memory_limit.parse_size, default=memory_limit.DEFAULT, help=argparse.SUPPRESS)
     p.add_argument("--list", action="store_true", help="list the tasks and their systems, then exit")
     args = p.parse_args(argv)
+    # The small-scale mode (below 0.1): forked workers, a convert's check run as its first round
+    args.small_scale = args.scale < 0.1 and args.data is None
+    if args.workers is None:
+        args.workers = "fork" if args.small_scale and launch.FORK_AVAILABLE else "exec"
+    if args.workers == "fork" and not launch.FORK_AVAILABLE:
+        p.error("--workers fork needs Linux (os.fork and os.pidfd_open)")
     args.tasks = [n for item in args.tasks for n in item.split(",") if n]
     args.systems = [n for item in args.systems for n in item.split(",") if n] if args.systems else None
     for name in args.tasks:
@@ -349,6 +426,8 @@ def main(argv=None) -> int:
         return 0
     env = child_env()
     started = time.time()
+    if not enough_disk(args):
+        return 2
     if args.data is not None:
         data_dir = args.data.resolve()
         marker = data.read_marker(data_dir)
@@ -369,23 +448,25 @@ def main(argv=None) -> int:
         "data": {k: marker.get(k) for k in ("release", "scale", "seed", "synth_sources_sha256", "created")}
         if marker
         else None,
+        "workers": args.workers,
+        "small_scale": args.small_scale,
+        "memory_limit_bytes": args.memory_limit,
         "machine": report.machine(),
         "versions": report.versions(),
         "oicore": report.oicore_info(),
         "tasks": {},
     }
+    log(
+        f"workers: {args.workers} ({WORKER_MODES[args.workers]}); "
+        + ("small-scale mode: one worker per system serves a task without cold calls; " if args.small_scale else "")
+        + f"memory limit {memory_limit.shown(args.memory_limit)}"
+    )
     with tempfile.TemporaryDirectory(prefix="oicore-bench-") as scratch:
-        runner = Runner(args, env, data_dir, Path(scratch))
-        for name in args.tasks:
-            task = all_tasks[name]
-            systems = [s for s in task.systems if args.systems is None or s.name in args.systems]
-            if not systems:
-                log(f"[{name}] skipped: none of the chosen systems implements it")
-                continue
-            log(f"[{name}] {task.title}: {', '.join(s.name for s in systems)}")
-            t0 = time.time()
-            record["tasks"][name] = runner.run_task(task, systems)
-            record["tasks"][name]["wall_s"] = round(time.time() - t0, 1)
+        runner = Runner(args, launch.launcher(args.workers, REPO, env), data_dir, Path(scratch))
+        try:
+            run_tasks(runner, args, all_tasks, record)
+        finally:
+            runner.launcher.close()
     record["duration_s"] = round(time.time() - started, 1)
 
     text = report.markdown(record)

@@ -60,9 +60,13 @@ class System:
     sample of single calls after the timed runs and returns their latencies in
     nanoseconds (per-call percentiles). ``calls`` overrides the task's calls
     per timed run for a slow system that times a prefix of the same IDs (its
-    check run still answers every one of them). ``first`` (optional) is the
+    check run still answers every one of them); like the task's, it may be a
+    function of the release directory. ``first`` (optional) is the
     single call timed as the first call of a fresh process when the task
-    reports ``cold`` figures (default: ``run``).
+    reports ``cold`` figures (default: ``run``). ``adopt`` (optional) runs,
+    untimed, after a check run whose answer was fingerprinted: a convert's
+    output becomes the shared stored form the lookup tasks read, instead of
+    being built again.
     """
 
     name: str
@@ -75,8 +79,9 @@ class System:
     normalize: Callable[[Any], Any] | None = None
     before: Callable[[Any], None] | None = None
     sample: Callable[[Any], list] | None = None
-    calls: int | None = None
+    calls: int | Callable[[Path], int] | None = None
     first: Callable[[Any], Any] | None = None
+    adopt: Callable[[Context, Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ class Task:
     size of the result's buffers. ``throughput`` says whether MB/s of input is a
     meaningful figure for this task.
 
-    ``calls`` is the number of lookups one run makes: the report shows the time
-    per call (and ``rate``, e.g. "IDs/s", as calls per second). ``warmup``
+    ``calls`` is the number of lookups one run makes (a function of the release
+    directory when it depends on the data set): the report shows the time per
+    call (and ``rate``, e.g. "IDs/s", as calls per second). ``warmup``
     says whether each timing process makes an untimed run first; ``runs`` is
     the number of timed runs per process; ``max_rounds`` caps ``--repeat``
     (3 for whole-release converts). ``cold`` reports the first call of each
@@ -109,7 +115,7 @@ class Task:
     describe: Callable[[Any], str] | None = None  # the result's type/schema, for the record
     throughput: bool = True
     timeout: float = 900.0  # seconds for one worker process
-    calls: int | None = None
+    calls: int | Callable[[Path], int] | None = None
     rate: str | None = None
     warmup: bool = True
     runs: int = 1
@@ -117,6 +123,13 @@ class Task:
     cold: bool = False
     stored: bool = False
     note: str = ""
+
+    def calls_per_run(self, release_dir: Path, system: str | None = None) -> int | None:
+        """Calls one timed run makes on this release: the system's own count if it has one, else the task's."""
+        calls = self.system(system).calls if system is not None else None
+        if calls is None:
+            calls = self.calls
+        return calls(release_dir) if callable(calls) else calls
 
     def system(self, name: str) -> System:
         for s in self.systems:

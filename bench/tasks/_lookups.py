@@ -82,27 +82,44 @@ def prepare_typed(ctx) -> None:
     _stores.queries(ctx.data_dir)  # builds the typed tables first
 
 
-SLOW_CALLS = 1_000  # single calls per timed run of a slow peer: the first 1,000 of the same IDs
-CHECK_CALLS = 2_000  # single calls answered by every system in the check run: the first 2,000 of the IDs
+# Single calls (prefixes of the same seeded IDs). A slow peer takes tens of µs to milliseconds per call
+# whatever the data's size, so below scale 0.1 (the smoke test) these counts are 5 times smaller.
+CHECK_CALLS = 2_000  # answered by every system in the check run
+SLOW_CALLS = 1_000  # per timed run of a slow peer
+INDEXED_SCAN_CALLS = 200  # per timed run of a peer that plans a query per call (~1 ms or more): Lance
+SMALL_SCALE_DIVISOR = 5
 
 
-def id_array(ctx, name: str, slow: bool = False):
+def _calls(n: int):
+    def calls(data_dir) -> int:
+        return n // SMALL_SCALE_DIVISOR if _stores.small_scale(data_dir) else n
+
+    return calls
+
+
+check_calls, slow_calls, indexed_scan_calls = _calls(CHECK_CALLS), _calls(SLOW_CALLS), _calls(INDEXED_SCAN_CALLS)
+
+
+def id_array(ctx, name: str, slow=False):
     """The seeded query IDs (uint64). Single-lookup tasks (``name`` ending in ``_single``) answer the first
-    ``CHECK_CALLS`` in the check run, and all of them (a slow peer: the first ``SLOW_CALLS``) when timed."""
+    ``check_calls`` in the check run, and all of them when timed; a slow peer (``slow=True``) the first
+    ``slow_calls``, or the first ``slow(data_dir)`` (e.g. ``indexed_scan_calls``)."""
     ids = _stores.query_ids(ctx.data_dir, name)
     if not name.endswith("_single"):
         return ids
     if ctx.keep:
-        return ids[:CHECK_CALLS]
-    return ids[:SLOW_CALLS] if slow else ids
+        return ids[: check_calls(ctx.data_dir)]
+    if slow:
+        return ids[: (slow_calls if slow is True else slow)(ctx.data_dir)]
+    return ids
 
 
-def keys(ctx, name: str, slow: bool = False) -> list[int]:
+def keys(ctx, name: str, slow=False) -> list[int]:
     """The seeded query IDs as Python ints (the same for every system)."""
     return id_array(ctx, name, slow).tolist()
 
 
-def keys_int64(ctx, name: str, slow: bool = False) -> list[int]:
+def keys_int64(ctx, name: str, slow=False) -> list[int]:
     """The same IDs reinterpreted as signed 64-bit (pandas' uint64 index is pathological: see README)."""
     import numpy as np
 
@@ -353,7 +370,8 @@ def _noop(key):
 
 def latency_sample(call, keys: list, n: int = SAMPLE) -> list[int]:
     """Nanoseconds of ``call(key)`` for the first ``n`` keys, each timed alone, less the median cost of timing an
-    empty call the same way (so the figures are the call itself, give or take ~30 ns of clock jitter)."""
+    empty call the same way (so the figures are the call itself, give or take ~30 ns of clock jitter). It runs
+    after the process's warm-up and timed runs, which have already made these calls."""
     pc = time.perf_counter_ns
     sample = keys[:n]
 
@@ -365,7 +383,6 @@ def latency_sample(call, keys: list, n: int = SAMPLE) -> list[int]:
             out[i] = pc() - t0
         return out
 
-    timed(call)
     empty = sorted(timed(_noop))
     base = empty[len(empty) // 2]
     return [max(0, x - base) for x in timed(call)]

@@ -10,6 +10,9 @@ tasks read what ``ensure`` built once per data set, untimed, under ``bench/data/
 ``typed_feather`` the same tables as Arrow IPC (Feather v2) + zstd, for the ``open`` task
 ``duckdb``       one DuckDB file of the whole release: a table per kind (splits stacked, a ``split`` column),
                  default CSV inference, ``CREATE INDEX`` on ImageID of every image table
+``lance``        Lance datasets, one per table, of the typed tables (labels, Source and split as plain strings:
+                 Lance's scalar indexes take no dictionaries, and Lance encodes strings itself), with a
+                 ``BTREE`` index on ImageID and a ``BITMAP`` index on LabelName of every image table
 ``queries``      the seeded random IDs and the classes the lookup tasks ask for (``queries.json``, ``*.npy``)
 
 The typed tables are also what every peer of the lookup tasks loads in its (untimed, reported) setup.
@@ -36,7 +39,7 @@ FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 COORDS = ("XMin", "XMax", "YMin", "YMax")
 SEED = 20240601
 SINGLE_CALLS = 10_000  # IDs per run of a single-lookup task
-BATCH_IDS = 1_000_000  # IDs per run of the batch task
+BATCH_IDS = 1_000_000  # IDs per run of the batch task (from scale 0.1 on; see batch_size)
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -248,6 +251,35 @@ def write_duckdb(data_dir: Path, out: Path) -> Path:
     return out
 
 
+def write_lance(data_dir: Path, out_dir: Path) -> Path:
+    """Lance datasets of the typed tables, one per table, with scalar indexes (see the module docstring)."""
+    import lance
+    import pyarrow as pa
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for table in IMAGE_TABLES:
+        if not split_files(data_dir, table):
+            continue
+        t = typed_table(data_dir, table)
+        t = pa.table({c: t[c].cast(pa.string()) if pa.types.is_dictionary(t[c].type) else t[c] for c in t.column_names})
+        ds = lance.write_dataset(t, out_dir / f"{table}.lance")
+        del t
+        ds.create_scalar_index("ImageID", "BTREE")
+        if "LabelName" in ds.schema.names:
+            ds.create_scalar_index("LabelName", "BITMAP")
+    for f in release_files(data_dir):
+        if f.parent == data_dir:
+            names = ("LabelName", "DisplayName") if f.suffix == ".csv" else ("LabelName",)
+            lance.write_dataset(_headerless(f, names), out_dir / f"{f.stem}.lance")
+    fsync_tree(out_dir)
+    return out_dir
+
+
+def lance_path(data_dir: Path, table: str) -> Path:
+    return _stores_for(data_dir) / "lance" / f"{table}.lance"
+
+
 def _sql_str(path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -297,6 +329,7 @@ _BUILDERS = {
     "typed": ("typed", lambda d, out: write_parquet_typed(d, out), lambda: _library_key("pyarrow")),
     "typed_feather": ("typed_feather", lambda d, out: _write_typed_feather(d, out), lambda: _library_key("pyarrow")),
     "duckdb": ("release.duckdb", lambda d, out: write_duckdb(d, out), lambda: _library_key("duckdb")),
+    "lance": ("lance", lambda d, out: write_lance(d, out), lambda: _library_key("pylance", "pyarrow")),
 }
 
 
@@ -340,6 +373,35 @@ def ensure(data_dir: Path, what: str) -> Path:
     return target
 
 
+def adopt(data_dir: Path, what: str, built: Path) -> None:
+    """Make ``built``, the output of ``what``'s own builder (a convert run), the shared store ``what``, unless
+    that is current: hard links (a copy across file systems), so that the convert's next round can delete it."""
+    name, _, version = _BUILDERS[what]
+    root = _stores_for(data_dir)
+    key_file = root / f".{name}.key"
+    key = f"{_data_key(data_dir)} {version()}"
+    if (root / name).exists() and key_file.is_file() and key_file.read_text() == key:
+        return
+    partial = root / f"{name}.partial"
+    fresh(partial)
+    built = Path(built)
+    if built.is_dir():
+        shutil.copytree(built, partial, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(built, partial)
+    fresh(root / name)
+    key_file.unlink(missing_ok=True)
+    os.replace(partial, root / name)
+    key_file.write_text(key)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def typed_path(data_dir: Path, table: str) -> Path:
     return _stores_for(data_dir) / "typed" / f"{table}.parquet"
 
@@ -347,12 +409,36 @@ def typed_path(data_dir: Path, table: str) -> Path:
 # ------------------------------------------------------------------------------------------------ queries
 
 
+SMALL_SCALE = 0.1  # below it, the smoke test: fewer calls where the count does not depend on the data's size
+
+
+def synthetic_scale(data_dir: Path) -> float | None:
+    """The scale of a synthetic release (its marker), None for any other release (``--data``)."""
+    try:
+        return json.loads((Path(data_dir) / ".complete.json").read_text()).get("scale")
+    except (OSError, ValueError):
+        return None
+
+
+def small_scale(data_dir: Path) -> bool:
+    scale = synthetic_scale(data_dir)
+    return scale is not None and scale < SMALL_SCALE
+
+
+def batch_size(data_dir: Path) -> int:
+    """IDs in the batch task's batch: 1,000,000, or 10,000,000 × scale below scale 0.1 (100,000 at 0.01), where
+    a million IDs would be ten times the images there are and the batch alone would take a minute to run."""
+    if not small_scale(data_dir):
+        return BATCH_IDS
+    return max(1_000, round(BATCH_IDS * 10 * synthetic_scale(data_dir)))
+
+
 def queries(data_dir: Path) -> dict:
     """The seeded query inputs every system of the lookup tasks receives (built once, then read)."""
     ensure(data_dir, "typed")
     root = _stores_for(data_dir)
     path = root / "queries.json"
-    key = f"{_data_key(data_dir)} {SEED} {SINGLE_CALLS} {BATCH_IDS} 2"
+    key = f"{_data_key(data_dir)} {SEED} {SINGLE_CALLS} {batch_size(data_dir)} 2"
     if path.is_file():
         q = json.loads(path.read_text())
         if q.get("key") == key:
@@ -373,7 +459,7 @@ def queries(data_dir: Path) -> dict:
 
     files = {
         "labels_single": pick(labelled, SINGLE_CALLS, False),
-        "labels_batch": pick(labelled, BATCH_IDS, True),
+        "labels_batch": pick(labelled, batch_size(data_dir), True),
         "boxes_single": pick(boxed, SINGLE_CALLS, False),
     }
     for name, ids in files.items():

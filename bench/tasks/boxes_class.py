@@ -16,6 +16,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.task import Context, System, Task
+from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks._stores import COORDS, FLAGS
 
@@ -244,6 +245,18 @@ def _run_duckdb(st):
     return st.con.sql(DUCKDB_QUERY, params=[st.mid]).to_arrow_table()
 
 
+def _setup_lance(which):
+    def setup(ctx: Context):
+        (boxes,) = LN.open_datasets(ctx, "boxes")
+        return SimpleNamespace(boxes=boxes, where=LN.label_filter(_mid(ctx, which)))
+
+    return setup
+
+
+def _run_lance(st):
+    return LN.scan(st.boxes, filter=st.where)
+
+
 REPS = 20  # calls per timed run (the per-call time is the run's ÷ 20)
 
 
@@ -292,6 +305,11 @@ def make_task(name: str, which: str) -> Task:
                 f'con.sql("{DUCKDB_QUERY}", params=[mid]).to_arrow_table()',
                 first=_run_duckdb, prepare=L.prepare_typed, normalize=box_rows,
             ),
+            System(
+                "lance", LN.MODULES, _setup_lance(which), _repeat(_run_lance),
+                f"ds.to_table(filter=\"{LN.label_filter('mid')}\", scan_in_order=True)  (BITMAP index on LabelName)",
+                first=_run_lance, prepare=LN.prepare, normalize=box_rows,
+            ),
         ),  # fmt: skip
         fingerprint=L.fingerprint,
         quick=L.quick,
@@ -302,7 +320,8 @@ def make_task(name: str, which: str) -> Task:
         runs=3,
         cold=True,
         note=(
-            "per call = a timed run of 20 calls ÷ 20 (3 runs per process, after an untimed run); cold (1st "
+            "per call = a timed run of 20 calls ÷ 20 (3 runs per process, 1 below scale 0.1, after an untimed "
+            "run); cold (1st "
             "call) = the first call in a fresh process, after open/load and any build in setup. oicore's warm "
             "calls return its cached result (a bounded per-Release cache); numpy's are views of columns "
             "presorted by class in setup; the pandas groupby dict holds each class's frame."

@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.task import Context, System, Task
+from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks._stores import COORDS
 from bench.tasks.labels_one import _sampler
@@ -378,6 +379,37 @@ def _normalize_fetchnumpy(result):
     return L.ragged([len(r["XMin"]) for r in result], {"LabelName": L.codes_of(labels), "boxes": coords})
 
 
+# ------------------------------------------------------------------------------------------------ lance
+
+LANCE_COLUMNS = ["LabelName", *COORDS]
+
+
+def _setup_lance(ctx: Context):
+    (boxes,) = LN.open_datasets(ctx, "boxes")
+    return SimpleNamespace(boxes=boxes, keys=L.keys(ctx, QUERY, slow=L.indexed_scan_calls), keep=ctx.keep)
+
+
+def _one_lance(st):
+    boxes, scan, where = st.boxes, LN.scan, LN.image_filter
+
+    def one(k):
+        r = scan(boxes, LANCE_COLUMNS, where(k))
+        r["XMin"], r["XMax"], r["YMin"], r["YMax"]
+        r["LabelName"]
+        return r
+
+    return one
+
+
+def _run_lance(st):
+    one = _one_lance(st)
+    if st.keep:
+        return [one(k) for k in st.keys]
+    for k in st.keys:
+        one(k)
+    return len(st.keys)
+
+
 TASK = Task(
     name="boxes_image",
     title="boxes of one image (`boxes_for_image(id)`), one call at a time over random IDs",
@@ -392,13 +424,13 @@ TASK = Task(
             "pandas", ("pandas", "pyarrow", "numpy"), _setup_pandas_loc, _run_pandas_loc,
             "r = df.loc[k:k]; r[COORDS].to_numpy(); r.LabelName.values  (sorted index)",
             prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_loc),
-            calls=L.SLOW_CALLS,
+            calls=L.slow_calls,
         ),
         System(
             "pandas-groupby", ("pandas", "pyarrow", "numpy"), _setup_pandas_groupby, _run_pandas_groupby,
             "r = groups[k]; r[COORDS].to_numpy(); r.LabelName.values  (dict of the groupby's frames)",
             prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_groupby),
-            calls=L.SLOW_CALLS,
+            calls=L.slow_calls,
         ),
         System(
             "numpy", ("numpy", "pyarrow"), _setup_numpy, _run_numpy,
@@ -408,13 +440,20 @@ TASK = Task(
         System(
             "polars", ("polars", "pyarrow"), _setup_polars, _run_polars,
             "a = ids.search_sorted(k); r = df.slice(a, n); r.select(COORDS).to_numpy(); r['LabelName']",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.SLOW_CALLS,
+            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.slow_calls,
         ),
         System(
             "duckdb", ("duckdb", "pyarrow", "numpy"), _setup_duckdb, _run_duckdb,
             f'con.execute("{DUCKDB_QUERY}", [k]).fetchnumpy()  (ART index on ImageID)',
             prepare=L.prepare_typed, normalize=_normalize_fetchnumpy, sample=_sampler(_one_duckdb),
-            calls=L.SLOW_CALLS,
+            calls=L.slow_calls,
+        ),
+        System(
+            "lance", LN.MODULES, _setup_lance, _run_lance,
+            f'r = ds.to_table(columns=["LabelName", *COORDS], filter="{LN.image_filter("k")}", scan_in_order=True)  '
+            "(BTREE index on ImageID)",
+            prepare=LN.prepare, normalize=_normalize_fetchnumpy, sample=_sampler(_one_lance),
+            calls=L.indexed_scan_calls,
         ),
     ),  # fmt: skip
     fingerprint=L.fingerprint,
@@ -425,8 +464,9 @@ TASK = Task(
     calls=L._stores.SINGLE_CALLS,
     note=(
         "per call = the timed loop's median ÷ calls; p50/p99 = single calls timed one by one (timer cost "
-        "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs; the "
-        "answers of every system to the first 2,000 are checked. pandas-groupby: the setup figures are the whole "
+        "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs, Lance "
+        "(a query planned per call) the first 200; the answers of every system to the first 2,000 are checked "
+        "(below scale 0.1, a fifth of each). pandas-groupby: the setup figures are the whole "
         "dict's; its timing processes build the groups of the queried IDs only."
     ),
 )

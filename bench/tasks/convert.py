@@ -15,6 +15,8 @@ Stored forms (see ``_stores``):
                    split then ImageID, zstd
 ``feather``        Arrow IPC (Feather v2) + zstd, per source file, of the baseline's tables
 ``duckdb``         one DuckDB file: a table per kind (default CSV inference), ``CREATE INDEX`` on ImageID
+``lance``          a Lance dataset per table of the typed tables (plain strings for labels), a BTREE index on
+                   ImageID and a BITMAP index on LabelName
 
 Answers: the rows and the sum of the ImageIDs of every image table, read back from the stored form.
 """
@@ -63,6 +65,15 @@ def _before(st) -> None:
 
 def _run(st):
     return st.write(st.data, st.out)
+
+
+def _adopt(what: str):
+    """The check run's output as the shared store ``what`` (the same writer builds both)."""
+
+    def adopt(ctx: Context, result) -> None:
+        _stores.adopt(ctx.data_dir, what, Path(result))
+
+    return adopt
 
 
 def _sum_ids(ids) -> int:
@@ -130,9 +141,23 @@ def _readback_duckdb(path: Path) -> dict:
     return tables
 
 
+def _readback_lance(path: Path) -> dict:
+    import lance
+
+    tables: dict = {}
+    for table in _stores.IMAGE_TABLES:
+        d = path / f"{table}.lance"
+        if d.is_dir():
+            t = lance.dataset(str(d)).to_table(columns=["ImageID"])
+            _entry(tables, table, t.num_rows, t["ImageID"].to_numpy())
+    return tables
+
+
 def _normalize(result) -> dict:
     path = Path(result)
-    if path.is_file() and path.suffix == ".oic":
+    if path.is_dir() and (path / "boxes.lance").is_dir():
+        tables = _readback_lance(path)
+    elif path.is_file() and path.suffix == ".oic":
         tables = _readback_oicore(path)
     elif path.is_file():
         tables = _readback_duckdb(path)
@@ -172,7 +197,7 @@ TASK = Task(
         System(
             "oicore", ("oicore", "numpy", "pyarrow"), _setup("release.oic", _stores.write_oic, "oicore"),
             _run, "oicore.convert(release_dir, out)  (sha256 of every source, fsync, rename)", before=_before,
-            normalize=_normalize,
+            normalize=_normalize, adopt=_adopt("oic"),
         ),
         System(
             "parquet", ("pyarrow",), _setup("parquet", _stores.write_parquet_baseline, "pyarrow.csv", "pyarrow.parquet"),
@@ -183,7 +208,7 @@ TASK = Task(
             "parquet-typed", ("pyarrow", "numpy"),
             _setup("typed", _stores.write_parquet_typed, "pyarrow.csv", "pyarrow.parquet", "pyarrow.compute"),
             _run, "per table: uint64 IDs, dictionary labels, float32, sorted; Parquet + zstd; fsync",
-            before=_before, normalize=_normalize,
+            before=_before, normalize=_normalize, adopt=_adopt("typed"),
         ),
         System(
             "feather", ("pyarrow",), _setup("feather", _stores.write_feather, "pyarrow.csv", "pyarrow.feather"),
@@ -193,7 +218,14 @@ TASK = Task(
         System(
             "duckdb", ("duckdb",), _setup("release.duckdb", _stores.write_duckdb, "duckdb"),
             _run, "CREATE TABLE t AS SELECT * FROM read_csv(...) per kind; CREATE INDEX ON t (ImageID); CHECKPOINT",
-            before=_before, normalize=_normalize,
+            before=_before, normalize=_normalize, adopt=_adopt("duckdb"),
+        ),
+        System(
+            "lance", ("lance", "pyarrow", "numpy"),
+            _setup("lance", _stores.write_lance, "lance", "pyarrow.csv", "pyarrow.compute"),
+            _run, "per table: typed table (as parquet-typed); lance.write_dataset; create_scalar_index(ImageID: "
+            "BTREE, LabelName: BITMAP); fsync",
+            before=_before, normalize=_normalize, adopt=_adopt("lance"),
         ),
     ),  # fmt: skip
     fingerprint=_fingerprint,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.task import Context, System, Task
+from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks.boxes_class import REPS, _repeat
 
@@ -108,6 +109,17 @@ def _run_duckdb(st):
     return st.con.sql(DUCKDB_QUERY, params=[st.mid]).fetchnumpy()["ImageID"]
 
 
+def _setup_lance(ctx: Context):
+    import numpy as np
+
+    (human,) = LN.open_datasets(ctx, "human_labels")
+    return SimpleNamespace(human=human, where=f"{LN.label_filter(_mid(ctx))} AND Confidence > 0", unique=np.unique)
+
+
+def _run_lance(st):
+    return st.unique(LN.scan(st.human, ["ImageID"], st.where)["ImageID"].to_numpy())
+
+
 def _normalize(result):
     import numpy as np
 
@@ -153,6 +165,12 @@ TASK = Task(
             f'con.sql("{DUCKDB_QUERY}", params=[mid]).fetchnumpy()',
             first=_run_duckdb, prepare=L.prepare_typed, normalize=_normalize,
         ),
+        System(
+            "lance", LN.MODULES, _setup_lance, _repeat(_run_lance),
+            f'np.unique(ds.to_table(columns=["ImageID"], filter="{LN.label_filter("mid")} AND Confidence > 0")'
+            '["ImageID"].to_numpy())  (BITMAP index on LabelName)',
+            first=_run_lance, prepare=LN.prepare, normalize=_normalize,
+        ),
     ),  # fmt: skip
     fingerprint=L.fingerprint,
     quick=L.quick,
@@ -163,7 +181,8 @@ TASK = Task(
     runs=3,
     cold=True,
     note=(
-        "per call = a timed run of 20 calls ÷ 20 (3 runs per process, after an untimed run); cold (1st call) = "
+        "per call = a timed run of 20 calls ÷ 20 (3 runs per process, 1 below scale 0.1, after an untimed run); "
+        "cold (1st call) = "
         "the first call in a fresh process, after open/load and any build in setup."
     ),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.task import Context, System, Task
+from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 
 QUERY = "labels_single"
@@ -385,6 +386,41 @@ def _normalize_fetchnumpy(result):
     return L.ragged([len(r["Confidence"]) for r in result], {"LabelName": L.codes_of(labels), "Confidence": conf})
 
 
+# ------------------------------------------------------------------------------------------------ lance
+
+LANCE_COLUMNS = ["LabelName", "Confidence"]
+
+
+def _setup_lance(ctx: Context):
+    import pyarrow as pa
+
+    human, machine = LN.open_datasets(ctx, "human_labels", "machine_labels")
+    keys = L.keys(ctx, QUERY, slow=L.indexed_scan_calls)
+    return SimpleNamespace(human=human, machine=machine, concat=pa.concat_tables, keys=keys, keep=ctx.keep)
+
+
+def _one_lance(st):
+    human, machine, concat, scan, where = st.human, st.machine, st.concat, LN.scan, LN.image_filter
+
+    def one(k):
+        f = where(k)
+        r = concat([scan(human, LANCE_COLUMNS, f), scan(machine, LANCE_COLUMNS, f)])
+        r["LabelName"]
+        r["Confidence"]
+        return r
+
+    return one
+
+
+def _run_lance(st):
+    one = _one_lance(st)
+    if st.keep:
+        return [one(k) for k in st.keys]
+    for k in st.keys:
+        one(k)
+    return len(st.keys)
+
+
 def _sampler(make_one):
     def sample(st):
         return L.latency_sample(make_one(st), st.keys)
@@ -405,13 +441,13 @@ TASK = Task(
         System(
             "pandas", ("pandas", "pyarrow", "numpy"), _setup_pandas_loc, _run_pandas_loc,
             "r = df.loc[k:k]; r.LabelName.values; r.Confidence.values  (sorted index, categorical labels)",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_loc), calls=L.SLOW_CALLS,
+            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_loc), calls=L.slow_calls,
         ),
         System(
             "pandas-groupby", ("pandas", "pyarrow", "numpy"), _setup_pandas_groupby, _run_pandas_groupby,
             "r = groups[k]; r.LabelName.values; r.Confidence.values  (dict of the groupby's frames, built once)",
             prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_groupby),
-            calls=L.SLOW_CALLS,
+            calls=L.slow_calls,
         ),
         System(
             "numpy", ("numpy", "pyarrow"), _setup_numpy, _run_numpy,
@@ -421,12 +457,19 @@ TASK = Task(
         System(
             "polars", ("polars", "pyarrow"), _setup_polars, _run_polars,
             "a = ids.search_sorted(k); r = df.slice(a, ids.search_sorted(k, 'right') - a); r['LabelName']; r['Confidence']",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.SLOW_CALLS,
+            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.slow_calls,
         ),
         System(
             "duckdb", ("duckdb", "pyarrow", "numpy"), _setup_duckdb, _run_duckdb,
             f'con.execute("{DUCKDB_QUERY}", [k]).fetchnumpy()  (ART index on ImageID)',
-            prepare=L.prepare_typed, normalize=_normalize_fetchnumpy, sample=_sampler(_one_duckdb), calls=L.SLOW_CALLS,
+            prepare=L.prepare_typed, normalize=_normalize_fetchnumpy, sample=_sampler(_one_duckdb), calls=L.slow_calls,
+        ),
+        System(
+            "lance", LN.MODULES, _setup_lance, _run_lance,
+            f'r = pa.concat_tables([ds.to_table(columns=["LabelName", "Confidence"], filter="{LN.image_filter("k")}", '
+            "scan_in_order=True) for ds in (human, machine)])  (BTREE index on ImageID)",
+            prepare=LN.prepare, normalize=_normalize_fetchnumpy, sample=_sampler(_one_lance),
+            calls=L.indexed_scan_calls,
         ),
     ),  # fmt: skip
     fingerprint=L.fingerprint,
@@ -436,9 +479,11 @@ TASK = Task(
     throughput=False,
     calls=L._stores.SINGLE_CALLS,
     note=(
-        "per call = the timed loop's median ÷ calls; p50/p99 = 2,000 calls timed one by one (timer cost "
-        "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs; the "
-        "answers of every system to the first 2,000 are checked. setup = loading the stored form + building the index or dictionary (untimed); setup "
+        "per call = the timed loop's median ÷ calls; p50/p99 = up to 2,000 calls timed one by one (timer cost "
+        "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs, Lance "
+        "(a query planned per call) the first 200; the answers of every system to the first 2,000 are checked "
+        "(below scale 0.1, a fifth of each). setup = loading the stored form + building the index or dictionary "
+        "(untimed); setup "
         "memory = resident memory it added. pandas keys its index on the IDs' signed 64-bit view: a uint64 "
         "index makes `.loc` take milliseconds. pandas-groupby: the setup figures are the whole dict's (built in "
         "the check process); its timing processes build the groups of the queried IDs only, to save minutes."

@@ -1,7 +1,8 @@
 """open: from a stored form on disk (warm page cache) to something that can answer a labels lookup.
 
 oicore memory-maps its ``.oic`` file (``oicore.open``: header, footer and directory checked; nothing is
-built). DuckDB connects to its database file (the whole release with its ART indexes, read-only). The
+built). DuckDB connects to its database file (the whole release with its ART indexes, read-only), and Lance
+opens the label tables' datasets (their manifests; data and indexes are read by the queries). The
 others must load what a labels lookup reads, the human and machine label tables (typed: uint64 IDs,
 dictionary labels), into memory: pyarrow from Parquet or from Feather (Arrow IPC + zstd), pandas and
 polars from Parquet. Indexes the peers would then build are measured by the lookup tasks' setup columns.
@@ -14,6 +15,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from bench.task import Context, System, Task
+from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks import _stores
 
@@ -94,10 +96,16 @@ def _run_duckdb(st):
     return st.connect(st.path, read_only=True)
 
 
+def _setup_lance(ctx: Context):
+    import lance
+
+    return SimpleNamespace(read=lance.dataset, paths=[str(_stores.lance_path(ctx.data_dir, t)) for t in LABEL_TABLES])
+
+
 def _label_rows(result) -> int:
     family = type(result).__module__.split(".")[0]
     if isinstance(result, list):
-        return sum(len(t) for t in result)
+        return sum(t.count_rows() if hasattr(t, "count_rows") else len(t) for t in result)
     if family == "oicore":
         batch = result.labels_many(result.image_ids(), missing="empty")
         return len(batch.label)
@@ -113,6 +121,8 @@ def _normalize(result):
 def _result_bytes(result):
     family = type(result).__module__.split(".")[0]
     if isinstance(result, list):
+        if all(hasattr(t, "count_rows") for t in result):
+            return 0  # Lance datasets, opened: metadata only
         return sum(L.result_bytes(t) or 0 for t in result)
     if family == "oicore":
         return 0  # a memory map: pages are shared with the page cache, nothing is copied
@@ -153,6 +163,11 @@ TASK = Task(
             "duckdb.connect(path, read_only=True)  (the whole release, with ART indexes)",
             prepare=_prepare_duckdb, normalize=_normalize,
         ),
+        System(
+            "lance", ("lance",), _setup_lance, _run_reads,
+            "[lance.dataset(p) for p in (human, machine)]  (Lance datasets, with their indexes)",
+            prepare=LN.prepare, normalize=_normalize,
+        ),
     ),  # fmt: skip
     fingerprint=lambda canon: dict(canon),
     quick=lambda canon: dict(canon),
@@ -161,7 +176,7 @@ TASK = Task(
     throughput=False,
     runs=3,
     note=(
-        "median of 3 timed opens per process, after one untimed open (each result dropped before the next); "
+        "median of 3 timed opens per process (1 below scale 0.1), after one untimed open (each result dropped before the next); "
         "peak extra = the memory the loaded tables take (oicore maps its file: its pages are the page cache's)."
     ),
 )
