@@ -40,6 +40,8 @@ cdef extern from "oic_lookup.h" nogil:
         oic_col local
         int shift
     int64_t oic_offset(const oic_offsets *o, size_t i)
+    void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, int64_t *hi)
+    int oic_labels_run(const oic_col *code, const oic_col *conf, const oic_col *source, const uint8_t *map, size_t lo, size_t hi, int32_t *label, float *confidence, uint8_t *src)
     void oic_col_span(const oic_col *c, size_t lo_row, size_t hi_row, size_t *lo, size_t *hi)
     int64_t oic_col_int(const oic_col *c, size_t row)
     double oic_col_double(const oic_col *c, size_t row)
@@ -219,12 +221,13 @@ cdef class Offsets:
         return 0
 
     cdef int range(self, size_t i, size_t *lo, size_t *hi) except -1:
+        cdef int64_t a, b
         self.local.check(i, i + 2)
         self.base.check(i >> self.o.shift, ((i + 1) >> self.o.shift) + 1)
-        lo[0] = <size_t>oic_offset(&self.o, i)
-        hi[0] = <size_t>oic_offset(&self.o, i + 1)
-        if lo[0] > hi[0] or hi[0] > self.limit:
-            raise FormatError(f"offsets [{lo[0]}, {hi[0]}) at {i} outside 0..{self.limit}", path=self.local.segment.path if self.local.segment is not None else None)
+        oic_offset_pair(&self.o, i, &a, &b)
+        if a < 0 or a > b or <size_t>b > self.limit:
+            raise FormatError(f"offsets [{a}, {b}) at {i} outside 0..{self.limit}", path=self.local.segment.path if self.local.segment is not None else None)
+        lo[0], hi[0] = <size_t>a, <size_t>b
         return 0
 
 
@@ -461,6 +464,7 @@ cdef class LabelLookup:
         cdef cnp.ndarray label = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_INT32, 0)
         cdef cnp.ndarray conf = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_FLOAT32, 0)
         cdef cnp.ndarray src = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_UINT8, 0)
+        cdef bint unfiltered = threshold <= -1e300 and want_source < 0
         cdef int32_t *pl = <int32_t *>cnp.PyArray_DATA(label)
         cdef float *pc = <float *>cnp.PyArray_DATA(conf)
         cdef uint8_t *ps = <uint8_t *>cnp.PyArray_DATA(src)
@@ -468,6 +472,10 @@ cdef class LabelLookup:
             if not want_table[t]:
                 continue
             tab = self.tables[t]
+            if unfiltered and oic_labels_run(&tab.code.c, &tab.confidence.c, &tab.source.c if tab.source is not None else NULL,
+                                             tab.source_map, lo[t], hi[t], pl + k, pc + k, ps + k):
+                k += hi[t] - lo[t]
+                continue
             for r in range(lo[t], hi[t]):
                 v = oic_col_double(&tab.confidence.c, r)
                 s = tab.source_map[oic_col_int(&tab.source.c, r) & 255] if tab.source is not None else 255
