@@ -48,6 +48,22 @@ typedef struct {
     const uint8_t *last; /* dictionary: the previous value, which most rows repeat */
     int64_t last_len;
     int32_t last_code;
+    /* dictionary, fast path (oic_csv_fast.h): the last value looked up, as key words */
+    uint64_t fast_w0, fast_w1;
+    int64_t fast_len;   /* -1: none yet */
+    int32_t fast_code;
+    /* ... and as the bytes a field repeating it holds, with its delimiter (under masks) */
+    uint64_t rep_w0, rep_w1, rep_m0, rep_m1;
+    int64_t rep_len;    /* -1: none */
+    uint8_t delim;      /* the byte after this column's fields */
+    /* dictionary, fast path: codes are the dictionary's, or through gmap (gmap_len codes, as
+     * far as known) the table's; the rows left with dictionary codes are listed in fix,
+     * unless all_local says any row may hold one */
+    const int32_t *gmap;
+    int64_t gmap_len;
+    int32_t *fix;
+    int64_t fix_len, fix_cap;
+    int32_t all_local;
 } oic_column;
 
 typedef struct {
@@ -108,7 +124,7 @@ static inline int64_t oic_count_terminators(const uint8_t *s, int64_t n)
 }
 
 /* Bytes a caller must keep readable after a chunk's end for the fast path
- * (word loads may run past the last field). */
+ * (oic_csv_fast.h: word loads may run past the last field). */
 #define OIC_PAD 64
 
 /* Word-at-a-time search (SWAR): a mask with the high bit set in each byte of
@@ -492,290 +508,6 @@ out:
     p->pos = pos;
     p->lines = lines;
     return st;
-}
-
-/* A small direct-mapped cache in front of a column's dictionary: label
- * frequencies are skewed, so most lookups hit one of these 4096 entries,
- * which stay in L2, instead of probing the whole table. */
-#define OIC_CACHE_BITS 12
-#define OIC_MAX_CACHED_COLUMNS 8
-#define OIC_PLAIN_WINDOW 256 /* rows converted column by column at a time */
-typedef struct {
-    uint64_t w0, w1;
-    int32_t len; /* -1: empty */
-    int32_t code;
-} oic_cache_entry;
-
-/* A dictionary value of at most 16 bytes, looked up with word loads (the
- * bytes past it are readable padding); -1 asks for the general path. */
-static inline int oic_lookup_short(oic_column *col, oic_cache_entry *cache, const uint8_t *s, int64_t n,
-                                   int64_t row)
-{
-    uint64_t w0, w1;
-    memcpy(&w0, s, 8);
-    memcpy(&w1, s + 8, 8);
-    if (n < 8) {
-        w0 &= (UINT64_C(1) << (8 * n)) - 1;
-        w1 = 0;
-    } else if (n < 16) {
-        w1 &= (UINT64_C(1) << (8 * (n - 8))) - 1;
-    }
-    oic_cache_entry *e =
-        &cache[((w0 * UINT64_C(0x9E3779B97F4A7C15)) ^ (w1 * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ (uint64_t)n) >>
-               (64 - OIC_CACHE_BITS)];
-    if (e->len != n || e->w0 != w0 || e->w1 != w1) {
-        uint64_t h = oic_hash_value(s, (size_t)n, w0, w1);
-        int32_t code = col->base ? oic_dict_find_short(col->base, w0, w1, (size_t)n, h) : -1;
-        if (code < 0) {
-            /* Not in the vocabulary so far: checked, then found or added in the chunk's own. */
-            int added;
-            if (oic_utf8_invalid_at(s, (size_t)n) != (size_t)n ||
-                oic_column_code(col, s, (size_t)n, w0, w1, h, &code, &added) != OIC_OK)
-                return -1;
-        }
-        e->w0 = w0;
-        e->w1 = w1;
-        e->len = (int32_t)n;
-        e->code = code;
-    }
-    ((int32_t *)col->values)[row] = e->code;
-    return 0;
-}
-
-/* Converts rows [r, limit) of one column from the delimiter positions;
- * returns the first row it could not take (limit when all were taken). */
-static inline int64_t oic_plain_column(oic_parser *p, oic_column *col, oic_cache_entry *cache, const uint32_t *ends,
-                                       int32_t ncols, int32_t c, int64_t first_start, int64_t row_base, int64_t r,
-                                       int64_t limit)
-{
-    const uint8_t *buf = p->buf;
-#define OIC_FIELD_START(i) ((c) ? (int64_t)ends[(i) * ncols + (c) - 1] + 1 : ((i) ? (int64_t)ends[(i) * ncols - 1] + 1 : first_start))
-    switch (col->type) {
-    case OIC_COL_IMAGE_ID:
-        for (int64_t i = r; i < limit; i++) {
-            const int64_t s = OIC_FIELD_START(i);
-            if (ends[i * ncols + c] - s != 16 ||
-                oic_parse_image_id_swar(buf + s, (uint64_t *)col->values + row_base + i) != OIC_OK)
-                return i;
-        }
-        return limit;
-    case OIC_COL_DICTIONARY: {
-        const uint8_t *last_long = NULL; /* the previous value over 16 bytes, and its code */
-        int64_t last_long_n = 0;
-        int32_t last_long_code = 0;
-        for (int64_t i = r; i < limit; i++) {
-            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
-            if ((n == 0 && (col->required || ncols == 1)) || !cache)
-                return i;
-            if (n <= 16) {
-                if (oic_lookup_short(col, cache, buf + s, n, row_base + i) != 0)
-                    return i;
-                continue;
-            }
-            /* A long value ("crowdsource-verification"): the previous row's, or a full lookup. */
-            if (!(last_long && last_long_n == n && oic_same_bytes(last_long, buf + s, n))) {
-                uint64_t w0, w1;
-                int added;
-                if (oic_utf8_invalid_at(buf + s, (size_t)n) != (size_t)n)
-                    return i; /* checked before it can be added: the general path reports it */
-                oic_key_words(buf + s, (size_t)n, &w0, &w1);
-                if (oic_column_code(col, buf + s, (size_t)n, w0, w1, oic_hash_value(buf + s, (size_t)n, w0, w1),
-                                    &last_long_code, &added) != OIC_OK)
-                    return i;
-                last_long = buf + s;
-                last_long_n = n;
-            }
-            ((int32_t *)col->values)[row_base + i] = last_long_code;
-        }
-        return limit;
-    }
-    case OIC_COL_FLOAT64:
-        for (int64_t i = r; i < limit; i++) {
-            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
-            double *out = (double *)col->values + row_base + i;
-            if (n == 0 && !col->required && ncols > 1) {
-                *out = 0; /* null: no validity bit; the caller counts nulls from the bits */
-                continue;
-            }
-            if (n == 0 || !(oic_parse_short_decimal(buf + s, n, out) ||
-                            oic_parse_double(buf + s, (size_t)n, p->c_locale, out) == OIC_OK))
-                return i;
-            if (col->validity)
-                oic_set_valid(col, row_base + i);
-        }
-        return limit;
-    case OIC_COL_STRING:
-        for (int64_t i = r; i < limit; i++) {
-            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
-            /* An empty field is "" unless it is the whole record: an empty line. */
-            if ((n == 0 && ncols == 1) || col->data_len + n > col->data_cap || col->data_len + n > INT32_MAX ||
-                oic_utf8_invalid_at(buf + s, (size_t)n) != (size_t)n)
-                return i;
-            memcpy(col->data + col->data_len, buf + s, (size_t)n);
-            col->data_len += n;
-            col->offsets[row_base + i + 1] = (int32_t)col->data_len;
-        }
-        return limit;
-    default:
-        for (int64_t i = r; i < limit; i++) {
-            const int64_t s = OIC_FIELD_START(i), n = ends[i * ncols + c] - s;
-            int64_t bad_at;
-            /* An empty optional field is a null (no validity bit); a lone empty field is an empty line. */
-            if ((n == 0 && (col->required || ncols == 1)) ||
-                oic_convert_field(p, col, row_base + i, buf + s, n, 0, &bad_at) != OIC_OK)
-                return i;
-        }
-        return limit;
-    }
-#undef OIC_FIELD_START
-}
-
-/* Pass 1 of the fast path, and its test: the positions of every ',' and LF in
- * s[start:len] (SSE2, 64 bytes at a time; ends must hold len - start + 1) and
- * the number of LFs, or 0 as soon as a quote or a CR shows the chunk needs the
- * general path. Needs OIC_PAD readable bytes after len, and len < 4 GiB. */
-static inline int oic_plain_index(const uint8_t *s, int64_t start, int64_t len, uint32_t *ends, int64_t *nends,
-                                  int64_t *nlf)
-{
-    int64_t n = 0, lf = 0;
-    for (int64_t base = start; base < len; base += 64) {
-        uint64_t delims = 0, lfs = 0, special = 0;
-#if defined(__SSE2__)
-        const __m128i comma = _mm_set1_epi8(','), vlf = _mm_set1_epi8('\n'), quote = _mm_set1_epi8('"'),
-                      cr = _mm_set1_epi8('\r');
-        for (int k = 0; k < 4; k++) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(s + base + 16 * k));
-            __m128i is_lf = _mm_cmpeq_epi8(x, vlf);
-            uint64_t lf_bits = (uint32_t)_mm_movemask_epi8(is_lf);
-            uint64_t delim_bits = (uint32_t)_mm_movemask_epi8(_mm_or_si128(is_lf, _mm_cmpeq_epi8(x, comma)));
-            uint64_t special_bits =
-                (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, cr)));
-            lfs |= lf_bits << (16 * k);
-            delims |= delim_bits << (16 * k);
-            special |= special_bits << (16 * k);
-        }
-#else
-        for (int i = 0; i < 64; i++) {
-            uint8_t c = s[base + i];
-            lfs |= (uint64_t)(c == '\n') << i;
-            delims |= (uint64_t)(c == '\n' || c == ',') << i;
-            special |= (uint64_t)(c == '"' || c == '\r') << i;
-        }
-#endif
-        if (len - base < 64) {
-            uint64_t keep = (UINT64_C(1) << (len - base)) - 1;
-            lfs &= keep;
-            delims &= keep;
-            special &= keep;
-        }
-        if (special)
-            return 0;
-        lf += __builtin_popcountll(lfs);
-        while (delims) {
-            ends[n++] = (uint32_t)(base + __builtin_ctzll(delims));
-            delims &= delims - 1;
-        }
-    }
-    *nends = n;
-    *nlf = lf;
-    return 1;
-}
-
-/* The fast path for chunks without quotes or CRs (label and box files),
- * in two passes. First the positions of every ',' and LF (SSE2, 64 bytes at
- * a time) and a check that each record has the header's shape; then each
- * column is converted on its own, in a loop of one type. A record the fast
- * path cannot take (an empty field, a new dictionary value, a bad value) is
- * parsed by oic_parse_chunk, which reports errors exactly; then the fast
- * path goes on. ends holds the nends positions from oic_plain_index; needs
- * OIC_PAD readable bytes after p->len, and a chunk under 4 GiB. */
-static inline oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, const uint32_t *ends,
-                                         int64_t nends)
-{
-    const uint8_t *buf = p->buf;
-    const int64_t len = p->len, first_start = p->pos, row_base = p->rows, line_base = p->lines;
-    const int64_t max_rows = p->max_rows < 0 ? p->rows_cap - row_base : p->max_rows - row_base;
-    oic_status result = OIC_OK;
-    if (len > (int64_t)UINT32_MAX || ncols <= 0 || max_rows <= 0)
-        return oic_parse_chunk(p, cols, ncols);
-
-    /* How many leading records have the header's shape (ncols - 1 commas, then LF). */
-    int64_t nrows = nends / ncols < max_rows ? nends / ncols : max_rows;
-    for (int64_t row = 0, k = 0; row < nrows; row++) {
-        int ok = 1;
-        for (int32_t c = 0; c < ncols - 1; c++, k++)
-            ok &= buf[ends[k]] == ',';
-        ok &= buf[ends[k++]] == '\n';
-        if (!ok) {
-            nrows = row;
-            break;
-        }
-    }
-
-    /* Pass 2: columns, over runs of rows between records for the general path. */
-    oic_cache_entry *caches[OIC_MAX_CACHED_COLUMNS] = {0};
-    for (int32_t f = 0, k = 0; f < ncols && k < OIC_MAX_CACHED_COLUMNS; f++) {
-        if (cols[f].type != OIC_COL_DICTIONARY)
-            continue;
-        caches[k] = (oic_cache_entry *)malloc(sizeof(oic_cache_entry) << OIC_CACHE_BITS);
-        if (!caches[k]) {
-            result = OIC_ERR_NO_MEMORY;
-            goto done;
-        }
-        for (int i = 0; i < 1 << OIC_CACHE_BITS; i++)
-            caches[k][i].len = -1;
-        k++;
-    }
-    int64_t r = 0;
-    while (r < nrows) {
-        /* A window of rows at a time: its text stays in cache across the columns, and a record
-         * for the general path costs at most a window's work again. */
-        int64_t limit = nrows - r < OIC_PLAIN_WINDOW ? nrows : r + OIC_PLAIN_WINDOW;
-        const int64_t window_end = limit;
-        for (int32_t c = 0, k = 0; c < ncols && limit > r; c++) {
-            oic_cache_entry *cache = NULL;
-            if (cols[c].type == OIC_COL_DICTIONARY)
-                cache = k < OIC_MAX_CACHED_COLUMNS ? caches[k++] : NULL;
-            limit = oic_plain_column(p, &cols[c], cache, ends, ncols, c, first_start, row_base, r, limit);
-        }
-        /* Rows [r, limit) are done in every column; string data past them is dropped. */
-        for (int32_t c = 0; c < ncols; c++)
-            if (cols[c].type == OIC_COL_STRING)
-                cols[c].data_len = cols[c].offsets[row_base + limit];
-        r = limit;
-        if (r == window_end)
-            continue;
-        /* Record r goes through the general path, alone. */
-        p->pos = r ? (int64_t)ends[r * ncols - 1] + 1 : first_start;
-        p->lines = line_base + r;
-        p->rows = row_base + r;
-        const int64_t saved_max = p->max_rows;
-        p->max_rows = p->rows + 1;
-        result = oic_parse_chunk(p, cols, ncols);
-        p->max_rows = saved_max;
-        if (result != OIC_OK)
-            goto done;
-        if (p->pos != (int64_t)ends[r * ncols + ncols - 1] + 1) {
-            /* Not the record the shape check saw: undo it and let the general path go on from here. */
-            for (int32_t c = 0; c < ncols; c++)
-                if (cols[c].type == OIC_COL_STRING)
-                    cols[c].data_len = cols[c].offsets[row_base + r];
-            nrows = r;
-            break;
-        }
-        r++;
-    }
-    /* What the passes did not take (a record of another shape, the last one without LF, or the
-     * rows capacity) goes to the general path, which reports its errors. */
-    p->pos = nrows ? (int64_t)ends[nrows * ncols - 1] + 1 : first_start;
-    p->lines = line_base + nrows;
-    p->rows = row_base + nrows;
-    if (p->pos < len && (p->max_rows < 0 || p->rows < p->max_rows))
-        result = oic_parse_chunk(p, cols, ncols);
-done:
-    for (int32_t k = 0; k < OIC_MAX_CACHED_COLUMNS; k++)
-        free(caches[k]);
-    return result;
 }
 
 /* Tokenizes the record at p->pos (the header) into at most max_fields spans

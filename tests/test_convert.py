@@ -618,10 +618,12 @@ def test_empty_files_round_trip(tmp_path, name, data):
         ("train/annotations-human.csv", b"ImageID,Source,LabelName,Confidence\n0000000000000001,verification,/m/01,1"),
         ("train/annotations-human-bbox.csv", (BOXES_8 + "\r\n0000000000000001,xclick,/m/01,1,0.1,0.2,0.3,0.4\r\n").encode()),
         ("train/images.csv", (IMAGES_V3 + '\n0000000000000001,train,u,l,c,a,"x","y",1,EEGQ0ZQ/OxJAIGzfJ6LMvw==,\n').encode()),
+        # Integers beyond what packed integers hold (a base of 2^62 or more) are stored raw.
+        ("train/images.csv", (IMAGES_V3 + '\n0000000000000001,train,u,l,c,a,"x","y",9223372036854775807,EEGQ0ZQ/OxJAIGzfJ6LMvw==,\n').encode()),
         ("class-descriptions.csv", b"/m/01,Cat"),
         ("classes.txt", b"/m/01\n"),
     ],
-    ids=["labels", "labels-no-newline", "boxes-crlf", "images", "descriptions", "class-list"],
+    ids=["labels", "labels-no-newline", "boxes-crlf", "images", "images-int64-max", "descriptions", "class-list"],
 )
 def test_one_row_files_round_trip(tmp_path, name, data):
     src = tmp_path / "release"

@@ -79,8 +79,6 @@ cdef extern from "oic_csv.h" nogil:
 
     int OIC_PAD
     int64_t oic_count_terminators(const uint8_t *s, int64_t n)
-    int oic_plain_index(const uint8_t *s, int64_t start, int64_t len, uint32_t *ends, int64_t *nends, int64_t *nlf)
-    oic_status oic_parse_plain(oic_parser *p, oic_column *cols, int32_t ncols, const uint32_t *ends, int64_t nends)
     int64_t oic_find_split(const uint8_t *s, int64_t n)
     oic_status oic_parse_chunk(oic_parser *p, oic_column *cols, int32_t ncols)
     oic_status oic_read_record(oic_parser *p, int64_t *spans, int32_t max_fields, int32_t *nfields)

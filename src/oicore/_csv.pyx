@@ -4,11 +4,13 @@ The Python side (reader.py) splits the file into chunks of whole records,
 hands each to :func:`parse_chunk` (which releases the GIL for the whole
 chunk, so two threads parse two chunks at once) and stitches the results into
 a pyarrow table. Statuses become exceptions in reader.py's one funnel.
+Records without quotes or CRs take the fast path (include/oic_csv_fast.h).
 """
 
+from cpython.buffer cimport PyBuffer_FillInfo
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
-from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -17,6 +19,24 @@ cimport numpy as cnp
 from oicore._csv cimport *
 
 cnp.import_array()
+
+
+cdef extern from "oic_csv_fast.h" nogil:
+    size_t OIC_SEGMENT_SIZE
+    size_t oic_round_up(size_t n, size_t to)
+    void *oic_segment_map(size_t size)
+    void oic_segment_unmap(void *p, size_t size)
+    void oic_segment_trim(void *p, size_t used, size_t warm, size_t size)
+    void oic_segment_keep(void *p, size_t warm)
+    oic_status oic_parse_fast(oic_parser *p, oic_column *cols, int32_t ncols)
+    int64_t oic_count_set_bits(const uint8_t *v, int64_t bits)
+    int64_t oic_after_last_lf(const uint8_t *s, int64_t n)
+    int64_t oic_remap_codes(int32_t *codes, int64_t n, const int32_t *mapping, int32_t m, int32_t start)
+    int64_t oic_remap_rows(int32_t *codes, int64_t n, const int32_t *rows, int64_t nrows, const int32_t *mapping,
+                           int32_t m)
+    void oic_column_map_codes(oic_column *col, const int32_t *gmap, int64_t n)
+    int64_t oic_column_local_rows(const oic_column *col, const int32_t **rows)
+    void oic_column_release(oic_column *col)
 
 # One C locale for strtod_l, so a process-wide setlocale() cannot change numbers.
 cdef locale_t C_LOCALE = newlocale(LC_ALL_MASK, b"C", NULL)
@@ -63,12 +83,27 @@ def find_split(const uint8_t[::1] buf):
     return split
 
 
+def after_last_lf(const uint8_t[::1] buf):
+    """The length of the longest prefix of ``buf`` that ends with LF (0 if none).
+
+    A cut that ignores quotes: right for files without quoted line breaks, and
+    parse_chunk says NEED_MORE when it was not.
+    """
+    cdef int64_t n = buf.shape[0], split
+    if n == 0:
+        return 0
+    with nogil:
+        split = oic_after_last_lf(&buf[0], n)
+    return split
+
+
 cdef class Vocabulary:
     """Byte strings -> dense int32 codes, in order of first appearance.
 
-    One per dictionary column of a read: each chunk parses with a copy
-    (:meth:`copy`, taken on the reading thread), and :meth:`merge` folds the
-    copy's new values back, giving the map from the chunk's codes.
+    Per dictionary column of a read, the table's (values added in file order),
+    and one per reading thread, which its chunks add to: the reader interns
+    each chunk's new values into the table's (:meth:`intern_all`), which gives
+    the map from the thread's codes.
     """
 
     def __cinit__(self):
@@ -107,6 +142,21 @@ cdef class Vocabulary:
         if self.d.bytes_len:
             memcpy(cnp.PyArray_DATA(data), self.d.bytes, self.d.bytes_len)
         return offsets, data
+
+    def intern_all(self, list values not None):
+        """The codes of ``values`` (bytes), adding the new ones in order (int32 array)."""
+        cdef Py_ssize_t k, n = len(values)
+        cdef int32_t code
+        cdef int added
+        cdef bytes v
+        out = np.empty(n, dtype=np.int32)
+        cdef int32_t[::1] view = out
+        for k in range(n):
+            v = values[k]
+            if oic_dict_intern(&self.d, <const uint8_t *><const char *>v, len(v), &code, &added) != OIC_OK:
+                raise MemoryError()
+            view[k] = code
+        return out
 
     def merge(self, Vocabulary chunk not None, int32_t start):
         """Add ``chunk``'s values with codes >= ``start``; return their codes here (int32 array)."""
@@ -147,143 +197,373 @@ cdef inline void _init_parser(oic_parser *p, const uint8_t *buf, int64_t n, int6
     p.err_line = p.err_column = p.err_offset = 0
 
 
-cdef inline void* _data(cnp.ndarray a):
-    return cnp.PyArray_DATA(a)
-
-
 PAD = OIC_PAD
 
 
+# Segments freed by tables no longer used, kept for the next reads (oic_csv_fast.h): touched
+# again, their pages cost no faults. At most _SPARE_MAX of them, holding _SPARE_BYTES at most.
+cdef enum:
+    _SPARE_MAX = 64
+cdef void *_spare_base[_SPARE_MAX]
+cdef size_t _spare_warm[_SPARE_MAX]
+cdef int _spare_count = 0
+cdef size_t _spare_bytes = 0
+cdef size_t _SPARE_BYTES = <size_t>512 << 20
+
+
+cdef class _Segment:
+    """One map that columns are written to; kept as a spare, or unmapped, when its buffers are gone."""
+
+    cdef char *base
+    cdef size_t size, warm  # warm: bytes from base that may have been touched
+
+    def __dealloc__(self):
+        global _spare_count, _spare_bytes
+        if self.base == NULL:
+            return
+        if (self.size == OIC_SEGMENT_SIZE and _spare_count < _SPARE_MAX
+                and _spare_bytes + self.warm <= _SPARE_BYTES):
+            oic_segment_keep(self.base, self.warm)
+            _spare_base[_spare_count] = self.base
+            _spare_warm[_spare_count] = self.warm
+            _spare_count += 1
+            _spare_bytes += self.warm
+        else:
+            oic_segment_unmap(self.base, self.size)
+
+
+cdef _Segment _segment_for(size_t need):
+    """A segment with room for `need` bytes: the last kept spare when it fits, else a new map
+    (base NULL when maps are not available)."""
+    global _spare_count, _spare_bytes
+    cdef _Segment seg = _Segment.__new__(_Segment)
+    if need <= OIC_SEGMENT_SIZE and _spare_count > 0:
+        _spare_count -= 1
+        seg.base = <char *>_spare_base[_spare_count]
+        seg.warm = _spare_warm[_spare_count]
+        seg.size = OIC_SEGMENT_SIZE
+        _spare_bytes -= seg.warm
+        return seg
+    seg.size = need if need > OIC_SEGMENT_SIZE else OIC_SEGMENT_SIZE
+    seg.size = oic_round_up(seg.size, 2 << 20)
+    seg.base = <char *>oic_segment_map(seg.size)
+    seg.warm = 0
+    return seg
+
+
+cdef class Region:
+    """Where one reading thread writes one column, chunk after chunk: segments filled in turn.
+
+    parse_chunk takes a chunk's buffer at the free end of the current segment
+    (or of a new one) and :meth:`commit` moves the end past what it kept;
+    :meth:`trim` gives back the pages past it when the read is done. Buffers
+    keep their segment alive.
+    """
+
+    cdef _Segment seg
+    cdef size_t used
+
+    cdef char *room(self, size_t size):
+        """The free end of the current segment when `size` bytes fit there, else of a new one;
+        NULL when maps are not available."""
+        if self.seg is None or self.seg.size - self.used < size:
+            self.trim()
+            self.seg = _segment_for(size)
+            self.used = 0
+            if self.seg.base == NULL:
+                self.seg = None
+                return NULL
+        return self.seg.base + self.used
+
+    cdef void commit(self, char *p, size_t size):
+        self.used = <size_t>(p - self.seg.base) + oic_round_up(size, 64)
+        if self.used > self.seg.size:
+            self.used = self.seg.size
+        if self.used > self.seg.warm:
+            self.seg.warm = self.used
+
+    def trim(self):
+        """Give back the pages past the end of the current segment (no chunk will take more)."""
+        if self.seg is not None:
+            oic_segment_trim(self.seg.base, self.used, self.seg.warm, self.seg.size)
+            self.seg.warm = oic_round_up(self.used, 4096)
+
+
+cdef class _Buffer:
+    """An output buffer handed to numpy and Arrow without a copy: a piece of a
+    Region's segment, or its own malloc'ed block (resized in place)."""
+
+    cdef void *ptr
+    cdef Py_ssize_t size
+    cdef Region region  # None: ptr is malloc'ed and owned
+    cdef _Segment seg   # the segment ptr is in, kept alive
+
+    def __dealloc__(self):
+        if self.region is None:
+            free(self.ptr)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.ptr, self.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *view):
+        pass
+
+
+cdef _Buffer _new_buffer(Py_ssize_t size, bint zeroed, Region region=None):
+    """A buffer of `size` bytes: in the region (contents undefined), else malloc'ed."""
+    cdef _Buffer b = _Buffer.__new__(_Buffer)
+    cdef char *p = region.room(size) if region is not None and not zeroed else NULL
+    if p != NULL:
+        b.ptr = p
+        b.region = region
+        b.seg = region.seg
+        b.size = size
+        return b
+    # At least a byte: malloc(0) may give NULL.
+    b.ptr = calloc(size if size else 1, 1) if zeroed else malloc(size if size else 1)
+    if b.ptr == NULL:
+        raise MemoryError()
+    b.size = size
+    return b
+
+
+cdef int _resize(_Buffer b, Py_ssize_t size, bint zeroed) except -1:
+    """Grow or shrink; new bytes are zeroed when asked. A region's piece grows by a copy."""
+    cdef void *q
+    if b.region is not None:
+        if size <= b.size:
+            b.size = size
+            return 0
+        q = malloc(size)
+        if q == NULL:
+            raise MemoryError()
+        memcpy(q, b.ptr, b.size)
+        if zeroed:
+            memset(<char *>q + b.size, 0, size - b.size)
+        b.ptr = q
+        b.size = size
+        b.region = None
+        b.seg = None
+        return 0
+    q = realloc(b.ptr, size if size else 1)
+    if q == NULL:
+        if size <= b.size:
+            b.size = size  # shrinking failed: keep the larger block
+            return 0
+        raise MemoryError()
+    if zeroed and size > b.size:
+        memset(<char *>q + b.size, 0, size - b.size)
+    b.ptr = q
+    b.size = size
+    return 0
+
+
+cdef int _finish(_Buffer b, Py_ssize_t size) except -1:
+    """The buffer's final size: a region's piece is kept (the region moves past it, to a
+    64-byte boundary), a malloc'ed block shrinks."""
+    if b.region is None:
+        return _resize(b, size, False)
+    b.size = size
+    b.region.commit(<char *>b.ptr, size)
+    return 0
+
+
+cdef Py_ssize_t _value_size(int t):
+    if t == OIC_COL_IMAGE_ID or t == OIC_COL_FLOAT64 or t == OIC_COL_INT64:
+        return 8
+    if t == OIC_COL_INT8:
+        return 1
+    return 4  # dictionary codes, int32
+
+
+cdef Py_ssize_t _min_fast_record(tuple types, tuple required):
+    """The fewest bytes a record takes on the fast path (for the first guess of the row count)."""
+    cdef Py_ssize_t total = 0
+    for t, r in zip(types, required):
+        if t == OIC_COL_IMAGE_ID:
+            total += 17
+        elif t == OIC_COL_DICTIONARY or (t != OIC_COL_STRING and r):
+            total += 2
+        else:
+            total += 1
+    return max(total, 2)
+
+
+def output_regions(tuple types, tuple required, Py_ssize_t nbytes):
+    """Per column, the Region (two for a string column: offsets, data) that one reading
+    thread writes its chunks of a text of ``nbytes`` bytes to; None for a small text (a huge
+    page partly written costs up to 2 MiB per region: worth it for large texts only)."""
+    if nbytes < (64 << 20):
+        return None
+    return tuple((Region(), Region()) if t == OIC_COL_STRING else Region() for t in types)
+
+
 def parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint at_eof, tuple types,
-                tuple required, Py_ssize_t max_rows=-1, tuple bases=None):
+                tuple required, Py_ssize_t max_rows=-1, tuple vocabs=None, tuple regions=None, tuple maps=None):
     """Parse records of ``buf[start:end]`` into columns of the given types.
 
-    ``end`` is a record boundary, or the end of the file when ``at_eof``.
-    When ``PAD`` bytes after ``end`` are readable, chunks without quotes or
-    CRs take the word-at-a-time fast path.
+    ``end`` is a record boundary, or the end of the file when ``at_eof`` (a
+    caller that cut the chunk without looking at quotes gets ``NEED_MORE`` and
+    the rows before the unfinished record when the cut was inside a quoted
+    field). When ``PAD`` bytes after ``end`` are readable, records without
+    quotes or CRs take the fast path.
 
     Returns a :class:`ChunkResult`. Its ``columns`` hold, per column:
     ``(values, validity, null_count)`` for numbers and image IDs,
-    ``(codes, values_bytes_list)`` for dictionaries, ``(offsets, data)`` for
-    strings; ``rows`` values are valid (the arrays may be longer).
+    ``(codes, new_values, first_code, local_rows)`` for dictionaries,
+    ``(offsets, data)`` for strings, as numpy arrays of exactly ``rows``
+    values.
 
-    ``bases`` gives, per dictionary column, the :class:`Vocabulary` so far
-    (or None): shared by every chunk, read and never changed. Values found
-    there take its codes; new ones get codes from ``len(base)`` up in the
-    chunk's own vocabulary. The column's result is ``(codes, new_values,
-    len(base))`` with ``new_values`` that chunk vocabulary.
+    ``vocabs`` gives, per dictionary column, the :class:`Vocabulary` to code
+    values with (or None for a new one): a reading thread passes its own,
+    chunk after chunk, so that the table stays warm. Values it lacks are
+    added; ``new_values`` (bytes) are those, with codes from ``first_code``.
+
+    ``regions`` (from :func:`output_regions`, one set per reading thread)
+    gives the address space the columns are written to; by default each
+    chunk's buffers are malloc'ed.
+
+    ``maps`` gives, per dictionary column, the int32 array from the
+    vocabulary's codes to the table's, as far as known (or None): rows get
+    the table's codes where it knows them. ``local_rows`` lists the rows
+    left with the vocabulary's codes (int32), or is None when any row may be.
     """
     cdef int32_t ncols = len(types), i
-    cdef int64_t n = end
     cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
-    cdef int64_t rows_cap
-    cdef uint32_t *ends = NULL
     cdef bint padded = buf.shape[0] - end >= OIC_PAD
     cdef oic_parser p
     cdef oic_status st
     cdef oic_column *cols = NULL
     cdef Vocabulary vocab
-    cdef int64_t nends = 0, nlf = 0
-    cdef bint plain = False
+    cdef _Buffer b
+    cdef int64_t rows_cap, more, valid, nfix
+    cdef const int32_t[::1] gmap
+    cdef const int32_t *fix_rows
+    cdef list values = [None] * ncols, extra = [None] * ncols, firsts = [0] * ncols
     if not 0 <= start <= end <= buf.shape[0]:
         raise ValueError(f"[{start}:{end}] outside the buffer of {buf.shape[0]} bytes")
+    if len(required) != ncols or any(x is not None and len(x) != ncols for x in (vocabs, regions, maps)):
+        raise ValueError("types, required, vocabs, regions and maps differ in length")
+    if padded:
+        # An upper bound for fast-path records; records of the general path may be shorter,
+        # and then the buffers grow. Pages past the rows parsed are never touched.
+        rows_cap = (end - start) // _min_fast_record(types, required) + 1
+    else:
+        with nogil:
+            rows_cap = oic_count_terminators(base + start, end - start) + 1 if end > start else 1
+    if 0 <= max_rows < rows_cap:
+        rows_cap = max_rows
     cols = <oic_column *>calloc(ncols if ncols else 1, sizeof(oic_column))
     if cols == NULL:
         raise MemoryError()
     try:
-        if padded and ncols > 0 and start < n and n <= 0xFFFFFFFF:
-            # The fast path's first pass also counts the rows; it stops at the first quote or CR.
-            ends = <uint32_t *>malloc((n - start + 1) * sizeof(uint32_t))
-            if ends == NULL:
-                raise MemoryError()
+        for i in range(ncols):
+            t = types[i]
+            cols[i].type = t
+            cols[i].required = bool(required[i])
+            r = regions[i] if regions is not None else None
+            if t == OIC_COL_STRING:
+                b = _new_buffer((rows_cap + 1) * 4, False, r[0] if r is not None else None)
+                (<int32_t *>b.ptr)[0] = 0  # offsets, from 0
+                values[i] = b
+                cols[i].offsets = <int32_t *>b.ptr
+                b = _new_buffer(end - start, False, r[1] if r is not None else None)
+                extra[i] = b
+                cols[i].data = <uint8_t *>b.ptr
+                cols[i].data_cap = end - start
+                continue
+            b = _new_buffer(rows_cap * _value_size(t), False, r)
+            values[i] = b
+            cols[i].values = b.ptr
+            if t == OIC_COL_DICTIONARY:
+                v = vocabs[i] if vocabs is not None else None
+                vocab = Vocabulary() if v is None else <Vocabulary?>v  # checked: a TypeError, not a crash
+                extra[i] = vocab
+                firsts[i] = vocab.d.count
+                cols[i].dict = &vocab.d
+                m = maps[i] if maps is not None else None
+                if m is not None and len(m) and padded:
+                    gmap = m  # the caller's array, kept by the caller for the parse
+                    oic_column_map_codes(&cols[i], &gmap[0], gmap.shape[0])
+                else:
+                    oic_column_map_codes(&cols[i], NULL, 0)
+            elif t != OIC_COL_IMAGE_ID and not cols[i].required:
+                b = _new_buffer((rows_cap + 7) // 8, True)
+                extra[i] = b
+                cols[i].validity = <uint8_t *>b.ptr
+
+        _init_parser(&p, base, end, start, at_eof, rows_cap, max_rows)
+        while True:
             with nogil:
-                plain = oic_plain_index(base, start, n, ends, &nends, &nlf)
-            if plain:
-                rows_cap = nlf + 1
-        if not plain:
+                st = oic_parse_fast(&p, cols, ncols) if padded else oic_parse_chunk(&p, cols, ncols)
+            if not (st == OIC_ERR_CAPACITY and p.rows == p.rows_cap and p.pos < end):
+                break
+            # Shorter records than guessed: room for every terminator left, then go on.
             with nogil:
-                rows_cap = oic_count_terminators(base + start, n - start) + 1 if n else 1
-        if max_rows >= 0 and rows_cap > max_rows:
-            rows_cap = max_rows
-        return _parse_chunk(buf, start, end, at_eof, types, required, max_rows, bases, cols, ncols, rows_cap,
-                            plain, ends, nends)
+                more = oic_count_terminators(base + p.pos, end - p.pos) + 1
+            p.rows_cap = p.rows + more if max_rows < 0 else min(p.rows + more, max_rows)
+            _grow(cols, ncols, values, extra, p.rows_cap)
+
+        result = ChunkResult()
+        result.status = st
+        result.rows = p.rows
+        result.pos = p.pos
+        result.lines = p.lines
+        result.err_line = p.err_line
+        result.err_column = p.err_column
+        result.err_offset = p.err_offset
+        out = []
+        for i in range(ncols):
+            t = types[i]
+            if t == OIC_COL_STRING:
+                _finish(values[i], (p.rows + 1) * 4)
+                _finish(extra[i], cols[i].data_len)
+                out.append((np.frombuffer(values[i], np.int32), np.frombuffer(extra[i], np.uint8)))
+                continue
+            _finish(values[i], p.rows * _value_size(t))
+            arr = np.frombuffer(values[i], _VALUE_DTYPES[t])
+            if t == OIC_COL_DICTIONARY:
+                nfix = oic_column_local_rows(&cols[i], &fix_rows)
+                local_rows = None
+                if nfix >= 0:
+                    local_rows = np.empty(nfix, dtype=np.int32)
+                    if nfix:
+                        memcpy(cnp.PyArray_DATA(local_rows), fix_rows, nfix * sizeof(int32_t))
+                out.append((arr, (<Vocabulary>extra[i]).values(firsts[i]), firsts[i], local_rows))
+            elif extra[i] is not None:
+                b = extra[i]
+                _finish(b, (p.rows + 7) // 8)
+                # Nulls counted from the bits: a record redone by the general path sets them again.
+                with nogil:
+                    valid = oic_count_set_bits(<const uint8_t *>b.ptr, p.rows)
+                out.append((arr, np.frombuffer(b, np.uint8), p.rows - valid))
+            else:
+                out.append((arr, None, 0))
+        result.columns = out
+        return result
     finally:
-        free(ends)
+        for i in range(ncols):
+            oic_column_release(&cols[i])
         free(cols)
 
 
-cdef _parse_chunk(const uint8_t[::1] buf, Py_ssize_t start, Py_ssize_t end, bint at_eof, tuple types,
-                  tuple required, Py_ssize_t max_rows, tuple bases, oic_column *cols, int32_t ncols,
-                  int64_t rows_cap, bint plain, const uint32_t *ends, int64_t nends):
-    """parse_chunk's second half: allocate the columns, parse, collect the results."""
-    cdef int64_t n = end
-    cdef const uint8_t *base = &buf[0] if buf.shape[0] else NULL
+cdef int _grow(oic_column *cols, int32_t ncols, list values, list extra, int64_t rows_cap) except -1:
+    """Room for rows_cap rows in every column, after the capacity ran out."""
     cdef int32_t i
-    cdef oic_parser p
-    cdef oic_status st
-    cdef Vocabulary vocab
-    keep = []  # numpy buffers, referenced until returned
+    cdef _Buffer b
     for i in range(ncols):
-        t = types[i]
-        cols[i].type = t
-        cols[i].required = bool(required[i])
-        if t == OIC_COL_STRING:
-            offsets = np.zeros(rows_cap + 1, dtype=np.int32)
-            data = np.empty(max(n - start, 1), dtype=np.uint8)
-            cols[i].offsets = <int32_t *>_data(offsets)
-            cols[i].data = <uint8_t *>_data(data)
-            cols[i].data_cap = n - start
-            keep.append((offsets, data))
+        b = values[i]
+        if cols[i].type == OIC_COL_STRING:
+            _resize(b, (rows_cap + 1) * 4, True)
+            cols[i].offsets = <int32_t *>b.ptr
             continue
-        values = np.empty(rows_cap, dtype=_VALUE_DTYPES[t])
-        cols[i].values = _data(values)
-        if t == OIC_COL_DICTIONARY:
-            base_vocab = bases[i] if bases is not None else None
-            vocab = Vocabulary()
-            cols[i].dict = &vocab.d
-            if base_vocab is not None:
-                cols[i].base = &(<Vocabulary?>base_vocab).d  # checked cast: a TypeError, not a crash
-            # The base rides along in the result so it outlives the parse.
-            keep.append((values, vocab, len(base_vocab) if base_vocab is not None else 0, base_vocab))
-        elif t != OIC_COL_IMAGE_ID and not cols[i].required:
-            validity = np.zeros((rows_cap + 7) // 8 or 1, dtype=np.uint8)
-            cols[i].validity = <uint8_t *>_data(validity)
-            keep.append((values, validity))
-        else:
-            keep.append((values, None))
-
-    _init_parser(&p, base, n, start, at_eof, rows_cap, max_rows)
-    with nogil:
-        if plain:
-            st = oic_parse_plain(&p, cols, ncols, ends, nends)
-        else:
-            st = oic_parse_chunk(&p, cols, ncols)
-
-    result = ChunkResult()
-    result.status = st
-    result.rows = p.rows
-    result.pos = p.pos
-    result.lines = p.lines
-    result.err_line = p.err_line
-    result.err_column = p.err_column
-    result.err_offset = p.err_offset
-    out = []
-    for i in range(ncols):
-        t = types[i]
-        if t == OIC_COL_STRING:
-            offsets, data = keep[i]
-            # Exact-size copy: the scratch buffer was as large as the chunk.
-            out.append((offsets[: p.rows + 1], data[: cols[i].data_len].copy()))
-        elif t == OIC_COL_DICTIONARY:
-            out.append((keep[i][0][: p.rows], keep[i][1], keep[i][2], keep[i][3]))
-        elif keep[i][1] is not None:
-            # Nulls counted from the bits: the fast path converts some rows more than once.
-            valid = int(np.unpackbits(keep[i][1], count=p.rows, bitorder="little").sum()) if p.rows else 0
-            out.append((keep[i][0][: p.rows], keep[i][1], p.rows - valid))
-        else:
-            out.append((keep[i][0][: p.rows], None, 0))
-    result.columns = out
-    return result
+        _resize(b, rows_cap * _value_size(cols[i].type), False)
+        cols[i].values = b.ptr
+        if cols[i].validity != NULL:
+            b = extra[i]
+            _resize(b, (rows_cap + 7) // 8, True)
+            cols[i].validity = <uint8_t *>b.ptr
+    return 0
 
 
 cdef list _dict_values(oic_dict *d, Py_ssize_t start):
@@ -321,18 +601,24 @@ def read_record(const uint8_t[::1] buf, Py_ssize_t start, bint at_eof, int32_t m
         free(spans)
 
 
+def remap_rows(int32_t[::1] codes, const int32_t[::1] rows, const int32_t[::1] mapping):
+    """In place: ``codes[r]`` becomes ``mapping[codes[r]]`` for each row ``r`` of ``rows`` (increasing)."""
+    cdef Py_ssize_t n = codes.shape[0], m = mapping.shape[0], nrows = rows.shape[0], bad
+    if m > 0x7FFFFFFF:
+        raise OverflowError("mapping too long")
+    with nogil:
+        bad = oic_remap_rows(&codes[0] if n else NULL, n, &rows[0] if nrows else NULL, nrows,
+                             &mapping[0] if m else NULL, <int32_t>m)
+    if bad >= 0:
+        raise IndexError(f"row {rows[bad]} (of {n}) or its code outside a mapping of {m}")
+
+
 def remap_codes(int32_t[::1] codes, const int32_t[::1] mapping, int32_t start=0):
     """In place: codes from ``start`` up become ``mapping[code - start]`` (chunk codes to the vocabulary's)."""
-    cdef Py_ssize_t i, n = codes.shape[0], m = mapping.shape[0]
-    cdef int32_t c
-    cdef bint bad = False
+    cdef Py_ssize_t n = codes.shape[0], m = mapping.shape[0], bad
+    if m > 0x7FFFFFFF:
+        raise OverflowError("mapping too long")
     with nogil:
-        for i in range(n):
-            c = codes[i] - start
-            if c >= 0:
-                if c >= m:
-                    bad = True
-                    break
-                codes[i] = mapping[c]
-    if bad:
-        raise IndexError(f"code {codes[i]} outside a mapping of {m} from {start}")
+        bad = oic_remap_codes(&codes[0] if n else NULL, n, &mapping[0] if m else NULL, <int32_t>m, start)
+    if bad >= 0:
+        raise IndexError(f"code {codes[bad]} outside a mapping of {m} from {start}")

@@ -61,8 +61,10 @@ def store_ints(writer, values: np.ndarray) -> dict:
 
 
 def _store_column(writer, entry: dict, stored: np.ndarray) -> None:
-    """A column's integers: bit-packed (``ints``) when they fit 56 bits, else raw in their dtype."""
-    if stored.dtype.itemsize < 8 or (len(stored) and int(stored.max()) - int(stored.min()) < 2**56):
+    """A column's integers: bit-packed (``ints``) when they span at most 56 bits from a base below 2^62
+    (FORMAT.md, "Packed integers"), else raw in their dtype."""
+    lo, hi = (int(stored.min()), int(stored.max())) if len(stored) else (0, 0)
+    if -(2**62) < lo and hi < 2**62 and hi - lo < 2**56:
         entry["ints"] = store_ints(writer, stored)
     else:
         entry["segment"] = _store_array(writer, stored)

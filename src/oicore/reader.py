@@ -1,10 +1,14 @@
 """``read_csv``: any supported Open Images CSV into a typed pyarrow table, fast and exact.
 
-The file is read in blocks and cut into chunks of whole records
-(``_csv.find_split``: the last terminator outside quotes). Each chunk is parsed
-by C code with the GIL released, on a pool of threads, and the per-chunk
-buffers become the chunks of the table's columns without a copy. Memory is the
-output columns plus a few blocks of text, whatever the file's size.
+The file is read in blocks and cut into chunks of whole records. The first
+chunk is cut exactly (``_csv.find_split``: the last terminator outside
+quotes); a regular file is then mapped whole and cut at the last LF of each
+block without looking at quotes, and a parse that finds the cut inside a
+quoted field says so, and reading goes on from there cutting exactly. Each
+chunk is parsed by C code with the GIL released, on a pool of threads, each
+with its own vocabularies and output regions, and the per-chunk buffers become
+the chunks of the table's columns without a copy. Memory is the output columns
+plus a few blocks of text, whatever the file's size.
 
 Reading conventions (lines, columns, byte offsets of errors) are those of the
 README's "CSV dialect" section; ``oicore.reference`` is the slow twin used as
@@ -17,6 +21,7 @@ import codecs
 import mmap
 import os
 import stat
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,13 +101,16 @@ def read_csv(path, kind: str | None = None, *, block_size: int | None = None, th
 class _Chunk:
     """A run of whole records and where it sits in the file."""
 
-    __slots__ = ("buf", "start", "end", "file_offset", "at_eof", "owner")
+    __slots__ = ("buf", "start", "end", "file_offset", "at_eof", "owner", "guessed")
 
-    def __init__(self, buf, start, end, file_offset, at_eof, owner=None):
+    def __init__(self, buf, start, end, file_offset, at_eof, owner=None, guessed=False):
         # buf[start:end] is parsed; buf keeps _csv.PAD readable bytes after end for the fast path.
-        # buf[0] is at file_offset in the file; owner is the mmap behind buf, if any.
+        # buf[0] is at file_offset in the file; owner is the _FileMap behind buf, if any. A `guessed`
+        # end is the last LF, found without looking at quotes: the parse says NEED_MORE if it
+        # was inside a quoted field.
         self.buf, self.start, self.end, self.file_offset, self.at_eof = buf, start, end, file_offset, at_eof
         self.owner = owner
+        self.guessed = guessed
 
 
 def _read_full(f, view) -> int:
@@ -122,35 +130,59 @@ def _read_full(f, view) -> int:
     return got
 
 
-def _mapped_chunks(f, block_size, size, pool):
-    """_chunks for a regular file: windows of a read-only memory map instead of copies.
+class _FileMap:
+    """A regular file mapped whole, read-only: chunks are slices of it, without copies.
 
-    Each window is mapped while its chunk is parsed and unmapped after, so the
-    process holds a few blocks of the file at a time. The last piece is read
-    into a padded buffer: a map cannot be read past the end of the file.
+    Pages of the prefix already parsed are given back (MADV_DONTNEED) a batch
+    at a time, so the process holds a few blocks of the file, and the mapping
+    is changed (which interrupts every thread of the process to flush its
+    TLB) a few times per read instead of once per chunk.
     """
-    fd = f.fileno()
-    granularity = mmap.ALLOCATIONGRANULARITY
-    pos = 0
+
+    def __init__(self, f, size):
+        self.map = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ)
+        self.view = memoryview(self.map)
+        self.released = 0  # pages before this offset are given back
+        self.batch = min(max(size // 16, 4 << 20), 32 << 20)  # bytes given back at a time
+
+    def release_before(self, offset):
+        end = offset - offset % mmap.PAGESIZE
+        if end - self.released >= self.batch:
+            if hasattr(self.map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                self.map.madvise(mmap.MADV_DONTNEED, self.released, end - self.released)
+            self.released = end
+
+    def close(self):
+        try:
+            self.view.release()
+            self.map.close()
+        except BufferError:  # a view still refers to it (an error's chunk): it closes when that goes
+            pass
+
+
+def _mapped_chunks(f, filemap, block_size, size, pos=0, guess=False):
+    """_chunks for a regular file: slices of its map (_FileMap) instead of copies.
+
+    The last piece is read into a padded buffer: a map cannot be read past the
+    end of the file. With ``guess``, chunks after the first end at their
+    slice's last LF (no pass over it in this thread; see _Chunk.guessed).
+    """
+    view = filemap.view
+    first = True
     while True:
         want = block_size
         while size - pos > want + _csv.PAD:
-            offset = pos - pos % granularity
-            length = min(pos - offset + want + _csv.PAD, size - offset)
-            window = mmap.mmap(fd, length, offset=offset, access=mmap.ACCESS_READ)
-            view = memoryview(window)
-            start = pos - offset
-            split = _csv.find_split(view[start : length - _csv.PAD])
+            guessed = guess and not first  # the first chunk holds the header: cut exactly
+            split = (_csv.after_last_lf if guessed else _csv.find_split)(view[pos : pos + want])
             if split:
-                yield _Chunk(view, start, start + split, offset, False, window)
+                yield _Chunk(view[pos : pos + want + _csv.PAD], 0, split, pos, False, filemap, guessed)
                 pos += split
+                first = False
                 break
-            view.release()
-            window.close()
-            want *= 2  # a record longer than the window
+            want *= 2  # a record longer than the block
         else:
             rest = size - pos
-            buf = pool.get(rest + _csv.PAD)
+            buf = bytearray(rest + _csv.PAD)  # exactly: a pool buffer would be twice a block, zeroed
             view = memoryview(buf)
             f.seek(pos)
             got = _read_full(f, view[:rest])
@@ -313,78 +345,140 @@ class _Reader:
     def run(self):
         self.pool = _BufferPool(2 * self.block_size + _csv.PAD)
         size = _regular_file_size(self.f)
-        if size is not None:
-            chunks = _mapped_chunks(self.f, self.block_size, size, self.pool)
+        self.filemap = _FileMap(self.f, size) if size else None
+        if self.filemap is not None:
+            chunks = _mapped_chunks(self.f, self.filemap, self.block_size, size, guess=True)
         else:
             chunks = _chunks(self.f, self.block_size, self.pool)
+        try:
+            return self._run(chunks, size)
+        finally:
+            if self.filemap is not None:
+                self.filemap.close()
+
+    def _run(self, chunks, size):
         first = next(chunks)
         data_start, header_lines = self._header(first)
         first.start = data_start
         self.data_offset = first.file_offset + data_start
-        types = tuple(int(c.type) for c in self.columns)
-        required = tuple(c.required for c in self.columns)
+        self.types = tuple(int(c.type) for c in self.columns)
+        self.required = tuple(c.required for c in self.columns)
 
         self.terminators = header_lines  # before the chunk being consumed
         self.parts = [[] for _ in self.columns]
-        dict_columns = [c.type is ColumnType.DICTIONARY for c in self.columns]
-        # Per dictionary column: the vocabulary (changed here only, in file order) and its last
-        # published copy, which chunks being parsed share read-only.
-        self.vocab = [_csv.Vocabulary() if d else None for d in dict_columns]
-        self.published = [v.copy() if v is not None else None for v in self.vocab]
-        pending = deque()
+        # Per dictionary column, the table's vocabulary: values in order of first appearance,
+        # added here only, in file order.
+        self.vocab = [_csv.Vocabulary() if c.type is ColumnType.DICTIONARY else None for c in self.columns]
 
-        def submit(chunk):
-            return chunk, tuple(self.published)
-
-        def parse(chunk, bases):
-            return chunk, _csv.parse_chunk(
-                chunk.buf, chunk.start, chunk.end, chunk.at_eof, types, required, -1, bases
-            )
-
-        if self.threads == 1:
-            for chunk in _chain(first, chunks):
-                self._consume(*parse(*submit(chunk)))
-        else:
-            with ThreadPoolExecutor(self.threads, thread_name_prefix="oicore-csv") as pool:
-                try:
-                    for chunk in _chain(first, chunks):
-                        pending.append(pool.submit(parse, *submit(chunk)))
-                        while len(pending) > self.threads:
-                            self._consume(*pending.popleft().result())
-                    while pending:
-                        self._consume(*pending.popleft().result())
-                finally:
-                    for fut in pending:
-                        fut.cancel()
+        self.size = size or 0  # for the output regions: none for a stream
+        self.states = []
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="oicore-csv") if self.threads > 1 else None
+        try:
+            resume = self._parse_all(_chain(first, chunks), pool)
+            while resume is not None:
+                # A guessed cut fell inside a quoted field: go on from the unfinished record,
+                # cutting exactly from now on, with fresh per-thread vocabularies.
+                chunks = _mapped_chunks(self.f, self.filemap, self.block_size, size, resume)
+                resume = self._parse_all(chunks, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            for state in self.states:
+                state.trim()
         return self._table()
 
-    def _consume(self, chunk, res):
-        """Fold one parsed chunk into the table parts, in file order."""
+    def _parse_all(self, chunks, pool):
+        """Parse the chunks (on the pool's threads, or here) and consume them in file order.
+
+        Returns None at the end, or the file offset to go on from after a wrong guessed cut.
+        Each thread codes dictionary values with its own vocabulary, kept from chunk to
+        chunk (its hash table stays in that core's cache); consuming maps its codes to the table's.
+        """
+        local = threading.local()
+        types, required = self.types, self.required
+
+        def parse(chunk):
+            state = getattr(local, "state", None)
+            if state is None:
+                state = local.state = _ThreadState(self.columns, _csv.output_regions(types, required, self.size))
+                self.states.append(state)
+            return chunk, state, _csv.parse_chunk(
+                chunk.buf, chunk.start, chunk.end, chunk.at_eof, types, required, -1, state.vocabs, state.regions,
+                tuple(state.maps),
+            )
+
+        if pool is None:
+            for chunk in chunks:
+                resume = self._consume(*parse(chunk))
+                if resume is not None:
+                    return resume
+            return None
+        pending = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(parse, chunk))
+                while len(pending) > self.threads:
+                    resume = self._consume(*pending.popleft().result())
+                    if resume is not None:
+                        return resume
+            while pending:
+                resume = self._consume(*pending.popleft().result())
+                if resume is not None:
+                    return resume
+            return None
+        finally:
+            # After an error or a wrong cut: let the parses still running finish, then drop them.
+            for fut in pending:
+                fut.cancel()
+            for fut in pending:
+                if not fut.cancelled():
+                    try:
+                        self._release(fut.result()[0])
+                    except BaseException:
+                        pass
+
+    def _consume(self, chunk, state, res):
+        """Fold one parsed chunk into the table parts, in file order.
+
+        Returns None, or the file offset to go on from when the chunk's guessed end was
+        inside a quoted field (its rows before the unfinished record are kept).
+        """
+        resume = None
         if res.status != _S["OK"]:
-            if res.status == _S["NEED_MORE"]:
+            if res.status == _S["NEED_MORE"] and chunk.guessed:
+                resume = chunk.file_offset + res.pos
+            elif res.status == _S["NEED_MORE"]:
                 raise RuntimeError(f"oicore internal error: a chunk of {self.path} ends inside a record")
-            line = 1 + self.terminators + res.err_line
-            raise self._error(res.status, chunk, line, res.err_column, res.err_offset)
+            else:
+                line = 1 + self.terminators + res.err_line
+                raise self._error(res.status, chunk, line, res.err_column, res.err_offset)
         self.terminators += res.lines
         for i, col in enumerate(self.columns):
             part = res.columns[i]
             if col.type is ColumnType.DICTIONARY:
-                codes, new_values, base_count, _ = part
-                if len(new_values):
-                    mapping = self.vocab[i].merge(new_values, 0)
-                    if not np.array_equal(mapping, np.arange(base_count, base_count + len(mapping))):
-                        _csv.remap_codes(codes, mapping, base_count)
-                    self.published[i] = self.vocab[i].copy()
+                codes, new_values, first_code, local_rows = part
+                mapping = state.map_codes(i, first_code, self.vocab[i].intern_all(new_values))
+                if mapping is None:
+                    pass  # the thread's codes are the table's
+                elif local_rows is None:
+                    _csv.remap_codes(codes, mapping, 0)
+                elif len(local_rows):
+                    _csv.remap_rows(codes, local_rows, mapping)
                 part = (codes,)
             self.parts[i].append((res.rows, part))
-        # The text is no longer needed: unmap its window, or give its buffer back.
+        self._release(chunk, consumed=resume is None)
+        return resume
+
+    def _release(self, chunk, consumed=False):
+        """The text is no longer needed: its slice of the map goes (and, once ``consumed``, the
+        pages before its end may be given back), or its buffer back to the pool."""
+        if chunk.buf is None:
+            return
         if chunk.owner is not None:
-            try:
-                chunk.buf.release()
-                chunk.owner.close()
-            except BufferError:  # a view still refers to it: the map closes when that goes
-                pass
-        else:
+            chunk.buf.release()
+            if consumed:
+                chunk.owner.release_before(chunk.file_offset + chunk.end)
+        elif isinstance(chunk.buf.obj, bytearray):
             self.pool.put(chunk.buf.obj)
         chunk.buf = None
 
@@ -406,6 +500,42 @@ class _Reader:
             fields.append(pa.field(col.name, atype, nullable=True))
         meta = {b"oicore.kind": self.kind.name.encode(), b"oicore.data_offset": str(self.data_offset).encode()}
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
+
+
+class _ThreadState:
+    """One reading thread's vocabularies (per dictionary column), their codes in the table's,
+    and the regions its chunks write their columns to (_csv.output_regions, or None).
+
+    Chunks of one thread are parsed and consumed in the same (file) order, so
+    the values a chunk added to the thread's vocabulary are the next ones to map.
+    """
+
+    def __init__(self, columns, regions):
+        self.regions = regions
+        dicts = [c.type is ColumnType.DICTIONARY for c in columns]
+        self.vocabs = tuple(_csv.Vocabulary() if d else None for d in dicts)
+        # Per dictionary column, the table's codes of this thread's codes, as far as consumed: a
+        # new array each time it grows, as parses on the thread read the one they were given.
+        self.maps = [np.empty(0, dtype=np.int32) if d else None for d in dicts]
+        self.identity = [True for _ in columns]  # thread codes == table codes so far
+
+    def trim(self):
+        """Give back the unused end of each region: no chunk will take from them any more."""
+        for r in self.regions or ():
+            for region in r if isinstance(r, tuple) else (r,):
+                region.trim()
+
+    def map_codes(self, i, first_code, table_codes):
+        """Record the table codes of this thread's codes ``first_code`` and up; return the
+        map from thread codes to table codes, or None when they are the same."""
+        m = self.maps[i]
+        if first_code != len(m):
+            raise RuntimeError("oicore internal error: chunks of a thread consumed out of order")
+        if len(table_codes):
+            if self.identity[i] and not np.array_equal(table_codes, np.arange(len(m), len(m) + len(table_codes))):
+                self.identity[i] = False
+            self.maps[i] = m = np.concatenate([m, table_codes])
+        return None if self.identity[i] else m
 
 
 def _regular_file_size(f):
