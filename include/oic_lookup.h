@@ -280,26 +280,9 @@ static inline int64_t oic_labels_count(const oic_labels_ctx *c, const uint64_t *
 }
 
 /* Copy rows [lo, hi) of a column as int32 / float32, one branch per range rather than per row. */
-/* The stored values of packed rows [lo, lo + n) (before `base`): one 8-byte load per row, with a bit cursor
- * instead of a multiply, and no bounds test per row when the range ends 8 bytes or more before the data. */
-static inline void oic_col_unpack(const oic_col *c, size_t lo, size_t n, uint64_t *out)
-{
-    const uint8_t *p = c->guard->base;
-    uint64_t w = (uint64_t)c->bits, mask = (UINT64_C(1) << w) - 1, bit = (uint64_t)lo * w;
-    if (n == 0)
-        return;
-    if (((bit + (n - 1) * w) >> 3) + 8 > c->guard->length) {
-        for (size_t k = 0; k < n; k++)
-            out[k] = oic_col_packed(c, lo + k);
-        return;
-    }
-    for (size_t k = 0; k < n; k++, bit += w)
-        out[k] = (oic_tc_ld64(p + (bit >> 3)) >> (bit & 7)) & mask;
-}
 
-#define OIC_UNPACK_CHUNK 64
-
-/* Copy rows [lo, hi) of a column as int32 / float32 / mapped uint8, one branch per range rather than per row. */
+/* Copy rows [lo, hi) of a column as int32 / float32 / mapped uint8: the general path, for what oic_labels_run
+ * does not take (raw widths, rows near a segment's end). */
 static inline void oic_col_read_i32(const oic_col *c, size_t lo, size_t hi, int32_t *out)
 {
     size_t n = hi - lo;
@@ -308,15 +291,6 @@ static inline void oic_col_read_i32(const oic_col *c, size_t lo, size_t hi, int3
         return;
     }
     const uint8_t *b = c->guard->base;
-    if (c->width == 0) {
-        uint64_t tmp[OIC_UNPACK_CHUNK];
-        for (size_t k0 = 0; k0 < n; k0 += OIC_UNPACK_CHUNK) {
-            size_t m = n - k0 < OIC_UNPACK_CHUNK ? n - k0 : OIC_UNPACK_CHUNK;
-            oic_col_unpack(c, lo + k0, m, tmp);
-            for (size_t k = 0; k < m; k++) out[k0 + k] = (int32_t)(c->base + (int64_t)tmp[k]);
-        }
-        return;
-    }
     switch (c->width * 4 + c->kind) {
     case 4 + OIC_COL_UNSIGNED: for (size_t k = 0; k < n; k++) out[k] = b[lo + k]; break;
     case 8 + OIC_COL_UNSIGNED: for (size_t k = 0; k < n; k++) { uint16_t v; memcpy(&v, b + 2 * (lo + k), 2); out[k] = v; } break;
@@ -339,12 +313,7 @@ static inline void oic_col_read_f32(const oic_col *c, size_t lo, size_t hi, floa
         return;
     }
     if (c->f32_table != NULL && c->width == 0) { /* bits <= 8: the table covers every stored value */
-        uint64_t tmp[OIC_UNPACK_CHUNK];
-        for (size_t k0 = 0; k0 < n; k0 += OIC_UNPACK_CHUNK) {
-            size_t m = n - k0 < OIC_UNPACK_CHUNK ? n - k0 : OIC_UNPACK_CHUNK;
-            oic_col_unpack(c, lo + k0, m, tmp);
-            for (size_t k = 0; k < m; k++) out[k0 + k] = c->f32_table[tmp[k] & 255];
-        }
+        for (size_t k = 0; k < n; k++) out[k] = c->f32_table[oic_col_packed(c, lo + k) & 255];
         return;
     }
     for (size_t k = 0; k < n; k++) out[k] = (float)oic_col_double(c, lo + k);
@@ -356,15 +325,6 @@ static inline void oic_col_read_mapped(const oic_col *c, size_t lo, size_t hi, c
     size_t n = hi - lo;
     if (c == NULL) {
         memset(out, map[0], n);
-        return;
-    }
-    if (c->guard != NULL && c->width == 0) {
-        uint64_t tmp[OIC_UNPACK_CHUNK];
-        for (size_t k0 = 0; k0 < n; k0 += OIC_UNPACK_CHUNK) {
-            size_t m = n - k0 < OIC_UNPACK_CHUNK ? n - k0 : OIC_UNPACK_CHUNK;
-            oic_col_unpack(c, lo + k0, m, tmp);
-            for (size_t k = 0; k < m; k++) out[k0 + k] = map[(uint64_t)(c->base + (int64_t)tmp[k]) & 255];
-        }
         return;
     }
     for (size_t k = 0; k < n; k++)
