@@ -671,6 +671,68 @@ def test_fixed_decimals_beside_longer_shortest_spellings_need_no_exceptions(tmp_
     assert report.exceptions <= 3, f"{report.exceptions} of 43 rows kept as raw bytes"
 
 
+def test_parts_whose_scales_do_not_fit_together_store_floats(tmp_path):
+    """Each part's decimals are narrowed on their own; when the table's one scale would push a part's
+    integers past 2**53, the column is stored as float64 and still exports byte-identical."""
+    src = tmp_path / "release"
+    for split, conf in (("train", ["123456789012345", "0", "7"]), ("validation", ["0.123456789", "1", "0.5"])):
+        (src / split).mkdir(parents=True)
+        rows = [f"{i:016x},verification,/m/0{i},{c}" for i, c in enumerate(conf)]
+        (src / split / "annotations-human.csv").write_text(LABELS + "\n" + "".join(r + "\n" for r in rows))
+    oic = tmp_path / "f.oic"
+    convert_quiet(src, oic)
+    assert_round_trip(oic, src, tmp_path)
+    from oicore.inspection import info
+
+    columns = {c["name"]: c["encoding"] for c in info(oic)["tables"]["human_labels"]["columns"]}
+    assert columns["Confidence"] == "float64"
+
+
+def test_rows_checked_a_few_at_a_time_round_trip(tmp_path_factory, tmp_path, monkeypatch):
+    """Convert compares a part with its source a chunk of rows at a time (and lets go of the source's pages
+    behind it); exceptions, unsorted parts and text columns come out the same with chunks of 1, 2 and 3 rows."""
+    from oicore import converter
+
+    src, _, _, _ = tiny(tmp_path_factory)
+    for chunk in (1, 2, 3):
+        monkeypatch.setattr(converter, "_EXACT_CHUNK", chunk)
+        monkeypatch.setattr(converter, "_RELEASE_STEP", 4096)
+        oic = tmp_path / f"c{chunk}.oic"
+        report, _ = convert_quiet(src, oic)
+        assert report.exceptions >= 2
+        assert_round_trip(oic, src, tmp_path / f"out{chunk}")
+
+
+def test_text_of_many_chunks_and_parts_missing_the_column_combines_in_order():
+    import pyarrow as pa
+
+    from oicore.converter import _combine_text
+    from oicore.parts import Narrow
+
+    class P:  # the two fields _combine_text reads
+        def __init__(self, rows, text=None):
+            self.rows = rows
+            self.columns = {} if text is None else {"Title": Narrow("strings", text=text)}
+
+    sliced = pa.array(["x", "héllo", "", "a,b"], pa.string()).slice(1)  # a chunk with an offset
+    parts = [P(3, pa.chunked_array([pa.array(["1", "22"]), sliced])), P(2), P(1, pa.chunked_array([pa.array(["z"])]))]
+    offsets, data = _combine_text("Title", parts)
+    got = [bytes(data[offsets[i] : offsets[i + 1]]).decode() for i in range(len(offsets) - 1)]
+    assert got == ["1", "22", "héllo", "", "a,b", "", "", "z"]
+    assert all("Title" not in p.columns for p in parts)  # the parts let go of their chunks
+
+
+def test_reader_spares_are_limited_while_converting(tmp_path_factory, tmp_path):
+    from oicore import _csv
+
+    before = _csv.spare_limit()
+    assert _csv.spare_limit(1 << 20) == before
+    assert _csv.spare_limit(before) == 1 << 20
+    src, _, _, _ = tiny(tmp_path_factory)
+    convert_quiet(src, tmp_path / "s.oic")
+    assert _csv.spare_limit() == before
+
+
 # ---------------------------------------------------------------------------------------------- atomicity
 
 

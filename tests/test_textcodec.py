@@ -531,3 +531,23 @@ def test_unknown_encoding(encoded):
     c, entries, _ = encoded
     e = dict(entries["Title"], encoding="rle")
     _raises(c, e, 1500)
+
+
+@settings(deadline=None, max_examples=50)
+@given(bits=st.integers(0, 30), n=st.integers(0, 700), dtype=st.sampled_from(["u1", "u2", "u4", "i4", "i8"]), data=st.data())
+def test_pack_ints_in_chunks_matches_one_pack(bits, n, dtype, data):
+    """columns.pack_ints converts narrow integers to int64 a chunk at a time; the chunks' streams join
+    into the one stream a single pack makes (chunk sizes of 64 and 128 values here)."""
+    import oicore.columns as C
+
+    dt = np.dtype(C.dtype_of(dtype))
+    top = min((1 << bits) - 1, int(np.iinfo(dt).max))
+    values = np.array(data.draw(st.lists(st.integers(0, top), min_size=n, max_size=n)), dt)
+    want = tc.pack(values.astype(np.int64), 0, bits)
+    for chunk in (64, 128):
+        old, C._PACK_CHUNK = C._PACK_CHUNK, chunk
+        try:
+            got = C.pack_ints(values, 0, bits)
+        finally:
+            C._PACK_CHUNK = old
+        assert bytes(got) == bytes(want)

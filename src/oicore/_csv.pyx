@@ -211,6 +211,24 @@ cdef size_t _spare_bytes = 0
 cdef size_t _SPARE_BYTES = <size_t>512 << 20
 
 
+def spare_limit(Py_ssize_t limit=-1):
+    """Keep at most ``limit`` bytes of freed output segments for the next reads (512 MiB unless set), and
+    unmap the spares over it; returns the previous limit. ``-1`` only reads it.
+
+    ``convert`` lowers it while it runs: its tables are read once, and its memory bound counts every page.
+    """
+    global _SPARE_BYTES, _spare_count, _spare_bytes
+    cdef size_t previous = _SPARE_BYTES
+    if limit < 0:
+        return previous
+    _SPARE_BYTES = <size_t>limit
+    while _spare_count > 0 and _spare_bytes > _SPARE_BYTES:
+        _spare_count -= 1
+        _spare_bytes -= _spare_warm[_spare_count]
+        oic_segment_unmap(_spare_base[_spare_count], OIC_SEGMENT_SIZE)
+    return previous
+
+
 cdef class _Segment:
     """One map that columns are written to; kept as a spare, or unmapped, when its buffers are gone."""
 

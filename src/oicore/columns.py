@@ -16,12 +16,14 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "arrow_indices", "encode_codes", "encode_dict", "encode_numbers", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_numbers", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
 MAX_SCALE = 9  # decimals with up to 9 digits after the point are stored as integers
 _EXACT = 2**53
+_PACK_CHUNK = 1 << 20  # values converted to int64 at a time (a multiple of 64)
+_SCAN_CHUNK = 1 << 20  # floats scaled at a time when looking for a decimal scale
 
 _DTYPES = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i1": np.int8, "i2": np.int16, "i4": np.int32, "i8": np.int64}
 
@@ -51,13 +53,30 @@ def store_ints(writer, values: np.ndarray) -> dict:
     for ``max - min``, ``base = min``; no segment when every value is the same."""
     from oicore import _textcodec as _tc
 
-    values = np.ascontiguousarray(values, dtype=np.int64)
+    values = np.ascontiguousarray(values)
     lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
     bits = (hi - lo).bit_length()
     if bits > _tc.BITS_MAX:
         raise ValueError(f"values span {hi - lo}, more than {_tc.BITS_MAX} bits")
-    segment = writer.add_raw(_tc.pack(values, lo, bits)) if bits else None
+    segment = writer.add_raw(pack_ints(values, lo, bits)) if bits else None
     return {"bits": bits, "base": lo, "segment": segment}
+
+
+def pack_ints(values: np.ndarray, base: int, bits: int) -> np.ndarray:
+    """``values - base`` bit-packed (FORMAT.md), from any integer dtype: converted to int64 a chunk at a time.
+
+    A chunk holds a multiple of 64 values, so it packs into whole bytes and the chunks' streams concatenate.
+    """
+    from oicore import _textcodec as _tc
+
+    if values.dtype == np.int64 or len(values) <= _PACK_CHUNK:
+        return _tc.pack(np.ascontiguousarray(values, dtype=np.int64), base, bits)
+    out = np.empty((len(values) * bits + 7) // 8, np.uint8)
+    step = _PACK_CHUNK * bits // 8
+    for k, lo in enumerate(range(0, len(values), _PACK_CHUNK)):
+        packed = _tc.pack(values[lo : lo + _PACK_CHUNK].astype(np.int64), base, bits)
+        out[k * step : k * step + len(packed)] = packed
+    return out
 
 
 def _store_column(writer, entry: dict, stored: np.ndarray) -> None:
@@ -111,19 +130,89 @@ def decimal_scale(values: np.ndarray, hint: int | None = None) -> int | None:
     """
     if len(values) == 0:
         return 0
-    if not np.isfinite(values).all() or np.signbit(values[values == 0]).any():
-        return None
+    for lo in range(0, len(values), _SCAN_CHUNK):
+        v = values[lo : lo + _SCAN_CHUNK]
+        if not np.isfinite(v).all() or np.signbit(v[v == 0]).any():
+            return None
     candidates = range(MAX_SCALE + 1)
     if hint is not None and 0 <= hint <= MAX_SCALE:
         # The text's own spelling (say, 6 fixed decimals) usually fits: one pass instead of up to seven.
         candidates = [hint, *(e for e in candidates if e != hint)]
     for e in candidates:
-        scaled = np.rint(values * 10.0**e)
-        if np.abs(scaled).max() >= _EXACT:
-            continue
-        if np.array_equal(scaled / 10.0**e, values):
+        if all(_exact_at(values[lo : lo + _SCAN_CHUNK], e) for lo in range(0, len(values), _SCAN_CHUNK)):
             return e
     return None
+
+
+def _exact_at(values: np.ndarray, e: int) -> bool:
+    scaled = np.rint(values * 10.0**e)
+    return bool(np.abs(scaled).max() < _EXACT) and np.array_equal(scaled / 10.0**e, values)
+
+
+def decimal_ints(values: np.ndarray, nulls: np.ndarray | None, e: int) -> np.ndarray:
+    """The integers ``k = values * 10**e`` (exact: ``decimal_scale`` chose ``e``), nulls as 0, in the
+    narrowest dtype. Scaled a chunk at a time, twice (range, then values), so no int64 copy of a long
+    column is ever made."""
+    lo = hi = 0
+    for start in range(0, len(values), _SCAN_CHUNK):
+        k = _scaled_chunk(values, nulls, e, start)
+        if len(k):
+            lo, hi = min(lo, int(k.min())), max(hi, int(k.max()))
+    out = np.empty(len(values), dtype_of(narrowest(lo, hi)))
+    for start in range(0, len(values), _SCAN_CHUNK):
+        out[start : start + _SCAN_CHUNK] = _scaled_chunk(values, nulls, e, start)
+    return out
+
+
+def _scaled_chunk(values: np.ndarray, nulls: np.ndarray | None, e: int, start: int) -> np.ndarray:
+    k = np.rint(values[start : start + _SCAN_CHUNK] * 10.0**e).astype(np.int64)
+    if nulls is not None:
+        k[nulls[start : start + _SCAN_CHUNK]] = 0
+    return k
+
+
+def rescale_decimal(k: np.ndarray, e: int, to: int) -> np.ndarray | None:
+    """Decimal integers at scale ``e`` as integers at scale ``to`` ≥ ``e`` (the same doubles), or None when
+    one would reach 2**53."""
+    if to == e or len(k) == 0:
+        return k
+    factor = 10 ** (to - e)
+    if int(np.abs(k.astype(np.int64)).max()) * factor >= _EXACT:
+        return None
+    wide = k.astype(np.int64) * factor
+    return wide.astype(dtype_of(narrowest(int(wide.min()), int(wide.max()))), copy=False)
+
+
+def encode_ints(writer, name: str, values: np.ndarray, nulls: np.ndarray | None):
+    """Integers (nulls stored as 0) as the narrowest integer type; returns (entry, Decoded)."""
+    valid = values if nulls is None else values[~nulls]
+    lo, hi = (int(valid.min()), int(valid.max())) if len(valid) else (0, 0)
+    code = narrowest(lo, hi)
+    filled = values if nulls is None else np.where(nulls, 0, values)
+    stored = filled.astype(dtype_of(code), copy=False)
+    entry = {"name": name, "encoding": "int", "dtype": code}
+    _store_column(writer, entry, stored)
+    entry["nulls"] = _store_nulls(writer, nulls)
+    return entry, Decoded("int", values=stored, nulls=nulls)
+
+
+def encode_decimal(writer, name: str, k: np.ndarray, nulls: np.ndarray | None, scale: int):
+    """Decimals as integers ``k`` (nulls 0) and their scale ``e``: value = k / 10**e. Returns (entry, Decoded)."""
+    lo, hi = (int(k.min()), int(k.max())) if len(k) else (0, 0)
+    code = narrowest(lo, hi)
+    stored = k.astype(dtype_of(code), copy=False)
+    entry = {"name": name, "encoding": "decimal", "scale": scale, "dtype": code}
+    _store_column(writer, entry, stored)
+    entry["nulls"] = _store_nulls(writer, nulls)
+    return entry, Decoded("decimal", values=stored, nulls=nulls, scale=scale)
+
+
+def encode_float64(writer, name: str, values: np.ndarray, nulls: np.ndarray | None):
+    """Floats that no decimal scale holds exactly, as raw float64 (nulls 0.0). Returns (entry, Decoded)."""
+    stored = np.ascontiguousarray(values if nulls is None else np.where(nulls, 0.0, values), dtype=np.float64)
+    entry = {"name": name, "encoding": "float64", "segment": _store_array(writer, stored)}
+    entry["nulls"] = _store_nulls(writer, nulls)
+    return entry, Decoded("float64", values=stored, nulls=nulls)
 
 
 def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | None, *, scale: int | None = None):
@@ -132,38 +221,13 @@ def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | No
     ``scale`` forces a decimal scale at least as large as the smallest exact one (fixed-decimal text such
     as ``0.560250`` wants ``e = 6`` to render back).
     """
-    entry: dict = {"name": name}
-    valid = values if nulls is None else values[~nulls.astype(bool)]
+    nulls = None if nulls is None else nulls.astype(bool, copy=False)
     if values.dtype.kind in "iu":
-        lo, hi = (int(valid.min()), int(valid.max())) if len(valid) else (0, 0)
-        code = narrowest(lo, hi)
-        filled = values if nulls is None else np.where(nulls.astype(bool), 0, values)
-        stored = filled.astype(dtype_of(code))
-        entry.update(encoding="int", dtype=code)
-        _store_column(writer, entry, stored)
-        decoded = Decoded("int", values=stored, nulls=nulls)
-    else:
-        e = decimal_scale(valid, hint=scale)
-        if e is None:
-            filled = values if nulls is None else np.where(nulls.astype(bool), 0.0, values)
-            stored = filled.astype(np.float64)
-            entry.update(encoding="float64", segment=_store_array(writer, stored))
-            decoded = Decoded("float64", values=stored, nulls=nulls)
-        else:
-            k = np.rint(values * 10.0**e)
-            if nulls is not None:
-                k[nulls.astype(bool)] = 0
-            k = k.astype(np.int64)
-            lo, hi = (int(k.min()), int(k.max())) if len(k) else (0, 0)
-            code = narrowest(lo, hi)
-            stored = k.astype(dtype_of(code))
-            entry.update(encoding="decimal", scale=e, dtype=code)
-            _store_column(writer, entry, stored)
-            decoded = Decoded("decimal", values=stored, nulls=nulls, scale=e)
-    entry["nulls"] = _store_nulls(writer, nulls)
-    if decoded.nulls is not None:
-        decoded.nulls = decoded.nulls.astype(bool)
-    return entry, decoded
+        return encode_ints(writer, name, values, nulls)
+    e = decimal_scale(values if nulls is None else values[~nulls], hint=scale)
+    if e is None:
+        return encode_float64(writer, name, values, nulls)
+    return encode_decimal(writer, name, decimal_ints(values, nulls, e), nulls, e)
 
 
 def string_blocks(offsets: np.ndarray, data, block: int = STRING_BLOCK):
@@ -403,6 +467,21 @@ def string_row(container, entry: dict, rows: int, row: int, cache) -> str:
 # ---- rows in another order (convert and export render parts in file order) ----------------------
 
 
+def slice_rows(col: "Decoded", lo: int, hi: int) -> "Decoded":
+    """Rows ``[lo, hi)`` of a decoded column, as views."""
+    if col.encoding == "strings":
+        offsets = col.offsets[lo : hi + 1]
+        base = int(offsets[0])
+        return Decoded("strings", offsets=offsets - base, data=memoryview(col.data)[base : int(offsets[-1])])
+    return Decoded(
+        col.encoding,
+        values=col.values[lo:hi],
+        nulls=None if col.nulls is None else col.nulls[lo:hi],
+        scale=col.scale,
+        dictionary=col.dictionary,
+    )
+
+
 def take_rows(col: "Decoded", positions: np.ndarray) -> "Decoded":
     """The rows ``positions`` of a decoded column, in that order."""
     if col.encoding == "strings":
@@ -411,15 +490,8 @@ def take_rows(col: "Decoded", positions: np.ndarray) -> "Decoded":
             offsets = col.offsets[lo : lo + len(positions) + 1]
             base = int(offsets[0])
             return Decoded("strings", offsets=offsets - base, data=memoryview(col.data)[base : int(offsets[-1])])
-        import pyarrow as pa
-
-        arr = pa.LargeStringArray.from_buffers(len(col.offsets) - 1, pa.py_buffer(col.offsets), pa.py_buffer(col.data))
-        taken = arr.take(arrow_indices(positions))
-        n = len(taken)
-        offsets = np.frombuffer(taken.buffers()[1], np.int64, n + 1, taken.offset * 8)
-        data = taken.buffers()[2]
-        base = int(offsets[0])
-        return Decoded("strings", offsets=offsets - base, data=memoryview(data if data is not None else b"")[base : int(offsets[-1])])
+        data, offsets = gather_text(col.offsets, np.frombuffer(col.data, np.uint8), positions)
+        return Decoded("strings", offsets=offsets, data=memoryview(data))
     return Decoded(
         col.encoding,
         values=col.values[positions],
@@ -429,12 +501,12 @@ def take_rows(col: "Decoded", positions: np.ndarray) -> "Decoded":
     )
 
 
-def arrow_indices(positions: np.ndarray):
-    """An int64 arrow array over a numpy array's buffer (``pa.array`` of numpy input imports pandas)."""
-    import pyarrow as pa
+def gather_text(offsets: np.ndarray, data, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``positions`` of text (int64 ``offsets`` from 0 and the bytes), in that order: ``(bytes, offsets)``."""
+    from oicore import _textcodec as _tc
 
-    positions = np.ascontiguousarray(positions, dtype=np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(positions), [None, pa.py_buffer(positions)])
+    text = np.frombuffer(data, np.uint8) if len(data) else np.zeros(0, np.uint8)
+    return _tc.gather(text, np.ascontiguousarray(offsets, np.int64), None, len(offsets) - 1, np.ascontiguousarray(positions, np.int64), False)
 
 
 def _is_contiguous(positions: np.ndarray) -> bool:

@@ -1,21 +1,24 @@
 """``oicore convert``: a release's CSV files into one ``.oic`` file (FORMAT.md, "Tables").
 
-parse (``read_csv``) → order rows by image → encode columns (``columns``) →
-learn how the text was written and keep exceptions (``exact``) → write
-segments (``format.ContainerWriter``) → build the release-wide image index and
-the per-table indexes → directory, footer, fsync, rename.
+parse and narrow each part (``parts``) → order rows by image → encode columns
+(``columns``) → compare every row with its source, a chunk at a time, and keep
+exceptions (``exact``) → write segments (``format.ContainerWriter``) → build the
+release-wide image index and the per-table indexes → directory, footer, fsync, rename.
 
-Tables are converted one at a time, so memory is about one table's columns.
+Tables are converted one at a time, and each part is narrowed as soon as it is parsed, so memory is
+about one table's stored columns plus its image IDs (and, for the images table, its text); sources are
+hashed on their own thread through a small buffer.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
-import tarfile
 import time
 import uuid as uuidlib
 import warnings
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ from oicore._version import __version__
 from oicore.errors import OicoreWarning
 from oicore.format import ContainerWriter
 from oicore.schema import ColumnType
+from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, load_part
 from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_sha256
 from oicore.threads import resolve as resolve_threads
 
@@ -35,11 +39,10 @@ __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_re
 
 # Tables whose rows belong to images: stored in lookup order (by ImageID, then part, then file order).
 IMAGE_TABLES = ("images", "human_labels", "machine_labels", "boxes", "points", "vrd", "segmentation")
-SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
-UNKNOWN_SPLIT = 255
 _SPLIT_RANK = {None: 3, **SPLIT_CODES}
-# Subset values of an images file holding several splits.
-_SUBSETS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+# Rows rendered and compared with the source at a time: bounds the renderer's inputs, and the source's
+# pages are let go of chunk by chunk (a mapped file's resident pages count in our RSS).
+_EXACT_CHUNK = 1 << 20
 
 
 @dataclass
@@ -155,6 +158,7 @@ def convert(
     FileExistsError
         ``out`` exists and ``force`` is false.
     """
+    from oicore import _csv
     from oicore.reader import read_csv
 
     started = time.perf_counter()
@@ -177,10 +181,26 @@ def convert(
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="convert", disable=not progress, leave=False)
+    spares = _csv.spare_limit(0)  # each table is read once: no reader output is kept for later reads
+    try:
+        return _convert(found, out, force, n_threads, level, block_size, release, bar, total, started, read_csv)
+    finally:
+        _csv.spare_limit(spares)
+        bar.close()
+
+
+def _convert(found, out, force, n_threads, level, block_size, release, bar, total, started, read_csv) -> ConvertReport:
     caught: list[warnings.WarningMessage] = []
-    with ContainerWriter(out, force=force) as writer, ThreadPoolExecutor(n_threads, thread_name_prefix="oicore-convert") as pool, warnings.catch_warnings(record=True) as caught:
+    with (
+        ContainerWriter(out, force=force) as writer,
+        ThreadPoolExecutor(n_threads, thread_name_prefix="oicore-convert") as pool,
+        _Hasher() as hasher,
+        warnings.catch_warnings(record=True) as caught,
+    ):
         warnings.simplefilter("always")
-        hashes = {s.name: pool.submit(source_sha256, s) for s in found}
+        # One thread hashes the sources front to back beside the work (not in the pool, where the
+        # tables' parallel steps would queue behind it).
+        hashes = {s.name: hasher.submit(source_sha256, s) for s in found}
         job = _Job(writer, pool, level, n_threads, block_size, read_csv, bar)
         by_table: dict[str, list[Source]] = {}
         for s in found:
@@ -222,7 +242,6 @@ def convert(
             },
         }
         path = writer.finish(directory)
-    bar.close()
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return ConvertReport(
@@ -248,13 +267,15 @@ def _stderr_is_tty() -> bool:
         return False
 
 
-@dataclass
-class _Part:
-    source: Source
-    table: object  # pyarrow.Table
-    rows: int
-    names: list[str]
-    data_offset: int
+class _Hasher(ThreadPoolExecutor):
+    """One thread for the sources' sha256; on an error its queued files are dropped, not hashed."""
+
+    def __init__(self):
+        super().__init__(1, thread_name_prefix="oicore-sha256")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown(wait=True, cancel_futures=exc_type is not None)
+        return False
 
 
 class _Job:
@@ -266,23 +287,10 @@ class _Job:
         self.vocab = _Vocabulary()
         self.tables: dict[str, dict] = {}
         self.image_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # table -> (sorted unique IDs, rows)
-        self.image_splits: list[tuple[np.ndarray, np.ndarray]] = []  # (IDs, split codes), first wins
+        self.image_splits: list[tuple[np.ndarray, np.ndarray]] = []  # (unique IDs, split codes), first wins
         self.exceptions = 0
         self.images_entry: dict = {}
         self._table_arrays: dict[str, dict[str, C.Decoded]] = {}
-
-    # ---- reading -----------------------------------------------------------------------
-
-    def _read(self, source: Source) -> _Part:
-        if source.member is None:
-            t = self.read_csv(source.path, kind=source.kind, block_size=self.block_size, threads=self.threads)
-        else:  # an archive member: parsed as it is decompressed
-            with tarfile.open(source.path, "r:*") as tar:
-                stream = _NamedStream(tar.extractfile(source.member), source.where)
-                t = self.read_csv(stream, kind=source.kind, block_size=self.block_size, threads=self.threads)
-        self.bar.update(source.size)
-        offset = int(t.schema.metadata[b"oicore.data_offset"])
-        return _Part(source, t, t.num_rows, list(t.column_names), offset)
 
     # ---- one table ---------------------------------------------------------------------
 
@@ -290,11 +298,15 @@ class _Job:
         if name == "hierarchy":
             self._hierarchy(sources)
             return
-        parts = [self._read(s) for s in sources]
-        if name == "class_descriptions":
-            for p in parts:
-                self.vocab.named.update(_dictionary_values(p.table.column("LabelName")))
-        self._check_named(name, parts)
+        local_values: dict[str, dict[str, int]] = {}
+        parts = []
+        for s in sources:
+            named = self.vocab.named if self.vocab.named and name != "class_descriptions" else None
+            p = load_part(s, self.read_csv, vocab=self.vocab, local_values=local_values, named=named, block_size=self.block_size, threads=self.threads)
+            if name == "class_descriptions":
+                self.vocab.named.update(m for m in self.vocab.codes if m not in self.vocab.named)
+            self.bar.update(s.size)
+            parts.append(p)
         kind = schema.kind(sources[0].kind)
         names = [c.name for c in kind.columns if any(c.name in p.names for p in parts)]
         names += [n for p in parts for n in p.names if n not in names]
@@ -307,37 +319,23 @@ class _Job:
             if col_name == id_name:
                 entry["columns"].append({"name": col_name, "encoding": "image"})
                 continue
-            col_entry, col = self._encode_column(name, col_name, parts, order)
+            col_entry, col = self._encode_column(col_name, parts, order, local_values)
             entry["columns"].append(col_entry)
             decoded[col_name] = col
+            for p in parts:  # the table's column now holds these rows
+                p.columns.pop(col_name, None)
         if row_part is not None:
             entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(row_part[order] if order is not None else row_part), level=self.level)
         entry["lookup_rows"] = int(self._lookup_rows)
         if id_name is not None and self._lookup_rows < entry["rows"]:
             entry["export_ids"] = self.writer.add_zstd(np.ascontiguousarray(self._sorted_ids[self._lookup_rows :]), level=self.level)
-        self._exactness(name, entry, parts, decoded, order, row_part, id_name)
+        self._exactness(entry, parts, decoded, order, id_name)
         if name in ("boxes", "human_labels"):
             self._table_arrays[name] = {k: decoded[k] for k in ("LabelName", "Confidence") if k in decoded}
         self.tables[name] = entry
+        self._sorted_ids = None
 
-    def _check_named(self, table: str, parts: list[_Part]) -> None:
-        if not self.vocab.named or table in ("class_descriptions",):
-            return
-        for p in parts:
-            for col in p.names:
-                if not schema.column(col).mid:
-                    continue
-                unknown = [m for m in _dictionary_values(p.table.column(col)) if m not in self.vocab.named]
-                if unknown:
-                    warnings.warn(
-                        f"{p.source.name}: {len(unknown)} {col} value(s) in no class description file "
-                        f"(e.g. {', '.join(unknown[:3])}); added to the vocabulary without a name",
-                        OicoreWarning,
-                        stacklevel=4,
-                    )
-                    break
-
-    def _row_order(self, table: str, parts: list[_Part], id_name: str | None):
+    def _row_order(self, table: str, parts: list[Part], id_name: str | None):
         """Physical order of the table's rows (None: the parts' concatenation), and each row's part.
 
         Rows of lookup parts come first, sorted by image ID (stable: part, then file order); rows of
@@ -348,17 +346,18 @@ class _Job:
         self._lookup_rows = sum(p.rows for p in parts if not p.source.export_only)
         if id_name is None:
             return None, row_part
-        ids = []
         for p in parts:
-            part_ids = _numbers(p.table.column(id_name))[0].astype(np.uint64, copy=False)
-            if len(part_ids) > 1 and (part_ids[1:] < part_ids[:-1]).any():
+            if len(p.ids) > 1 and (p.ids[1:] < p.ids[:-1]).any():
                 warnings.warn(
                     f"{p.source.name}: rows are not sorted by {id_name}; stored with a permutation",
                     OicoreWarning,
                     stacklevel=4,
                 )
-            ids.append(part_ids)
-        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+            if p.splits is not None:
+                self.image_splits.append(p.splits)
+        all_ids = np.concatenate([p.ids for p in parts]) if len(parts) > 1 else parts[0].ids
+        for p in parts:
+            p.ids = None
         n_lookup = self._lookup_rows
         head = all_ids[:n_lookup]
         if len(head) > 1 and (head[1:] < head[:-1]).any():
@@ -368,92 +367,60 @@ class _Job:
         else:
             order, physical_ids = None, all_ids
         self.image_counts[table] = _runs(physical_ids[:n_lookup])
-        for p, part_ids in zip(parts, ids):
-            if p.source.export_only:
-                continue
-            split = _split_codes(p, id_name)
-            if split is not None:
-                self.image_splits.append((part_ids, split))
         self._sorted_ids = physical_ids
         return order, row_part
 
-    def _encode_column(self, table: str, name: str, parts: list[_Part], order):
+    def _encode_column(self, name: str, parts: list[Part], order, local_values: dict):
+        """One column of the table: its parts' narrowed values in the table's row order, encoded and written."""
         col = schema.column(name)
-        present = [p for p in parts if name in p.names]
-        rows = sum(p.rows for p in parts)
+        kind = next(p.columns[name].kind for p in parts if name in p.columns)
 
-        def gather(per_part, fill):
-            arrays = [per_part(p) if name in p.names else np.full(p.rows, fill) for p in parts]
-            values = np.concatenate(arrays) if arrays else np.zeros(0)
+        def gather(arrays):
+            values = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
             return values[order] if order is not None else values
 
-        if col.type is ColumnType.DICTIONARY:
-            if col.mid:
-                codes = gather(lambda p: _codes(p.table.column(name), self.vocab.code_map), 0)
-                return C.encode_codes(self.writer, name, codes, max(len(self.vocab.codes), 1))
-            values: list[str] = []
-            index: dict[str, int] = {}
+        def values(fill, dtype):
+            return gather([p.columns[name].values if name in p.columns else np.full(p.rows, fill, dtype) for p in parts])
 
-            def local(mapping_values):
-                out = np.empty(len(mapping_values), np.int64)
-                for i, v in enumerate(mapping_values):
-                    out[i] = index.setdefault(v, len(index))
-                return out
+        def nulls():
+            if all(name not in p.columns or p.columns[name].nulls is None for p in parts):
+                return None
+            return gather([p.columns[name].nulls if name in p.columns and p.columns[name].nulls is not None else np.zeros(p.rows, bool) for p in parts])
 
-            codes = gather(lambda p: _codes(p.table.column(name), local), 0)
-            values = list(index)
-            return C.encode_dict(self.writer, name, codes, values)
-        if col.type is ColumnType.STRING:
-            import pyarrow as pa
+        if kind == "code":
+            return C.encode_codes(self.writer, name, values(0, np.uint8), max(len(self.vocab.codes), 1))
+        if kind == "dict":
+            return C.encode_dict(self.writer, name, values(0, np.uint8), list(local_values.get(name, {})))
+        if kind == "strings":
+            return self._encode_text(name, parts, order)
+        if kind == "int":
+            return C.encode_ints(self.writer, name, values(-1 if col.type is ColumnType.INT8 else 0, np.int8), nulls())
+        # Decimals: one scale for the table, the largest of the parts' (each exact at any larger one).
+        present = [p.columns[name] for p in parts if name in p.columns]
+        if all(c.kind == "decimal" for c in present):
+            scale = max(c.scale for c in present)
+            rescaled = [C.rescale_decimal(c.values, c.scale, scale) for c in present]
+            if all(r is not None for r in rescaled):
+                for c, r in zip(present, rescaled):
+                    c.values, c.scale = r, scale
+                return C.encode_decimal(self.writer, name, values(0, np.uint8), nulls(), scale)
+        for c in present:  # some part is not decimal: the table's floats are stored as float64
+            if c.kind == "decimal":
+                c.values, c.kind = c.values / 10.0**c.scale, "float64"
+        return C.encode_float64(self.writer, name, values(0.0, np.float64), nulls())
 
-            pieces = [p.table.column(name) if name in p.names else pa.chunked_array([pa.array([""] * p.rows, pa.string())]) for p in parts]
-            arr = pa.chunked_array([c for piece in pieces for c in piece.chunks], type=pa.string()).cast(pa.large_string()).combine_chunks()
-            if order is not None:
-                arr = arr.take(C.arrow_indices(order))
-            offsets = np.frombuffer(arr.buffers()[1], np.int64, len(arr) + 1, arr.offset * 8).copy()
-            data = arr.buffers()[2]
-            data = memoryview(data) if data is not None else memoryview(b"")
-            base = int(offsets[0])
-            offsets -= base
-            data = data[base : base + int(offsets[-1])]
-            from oicore.textcodec import encode_text
+    def _encode_text(self, name: str, parts: list[Part], order):
+        offsets, data = _combine_text(name, parts)
+        if order is not None:
+            data, offsets = C.gather_text(offsets, data, order)
+        from oicore.textcodec import encode_text
 
-            # URLs as templates, MD5s as bytes, repeated text as dictionaries; plain zstd text otherwise.
-            return encode_text(self.writer, name, offsets, data, level=self.level, pool=self.pool)
-        # numbers
-        fill = -1 if col.type is ColumnType.INT8 else 0
-        values = gather(lambda p: _numbers(p.table.column(name))[0], fill)
-        nulls_parts = [(_numbers(p.table.column(name))[1] if name in p.names else None) for p in parts]
-        nulls = None
-        if any(n is not None for n in nulls_parts):
-            nulls = np.concatenate([n if n is not None else np.zeros(p.rows, bool) for n, p in zip(nulls_parts, parts)])
-            nulls = nulls[order] if order is not None else nulls
-        scale = None
-        if col.type is ColumnType.FLOAT64:
-            scale = self._fixed_scale(name, present)
-        return C.encode_numbers(self.writer, name, values, nulls, scale=scale)
-
-    def _fixed_scale(self, name: str, parts: list[_Part]) -> int | None:
-        best = None
-        for p in parts:
-            rules = self._rules(p)
-            d = rules["decimals"].get(name)
-            if d is not None:
-                best = d if best is None else max(best, d)
-        return best
-
-    def _rules(self, p: _Part) -> dict:
-        cached = getattr(p, "rules", None)
-        if cached is None:
-            numeric = {n for n in p.names if schema.column(n).type in (ColumnType.FLOAT64, ColumnType.INT8, ColumnType.INT32, ColumnType.INT64)}
-            with source_bytes(p.source) as source:
-                sample = exact.sample_fields(source, p.data_offset, p.rows)
-            cached = p.rules = exact.learn_rules(sample, p.names, numeric)
-        return cached
+        # URLs as templates, MD5s as bytes, repeated text as dictionaries; plain zstd text otherwise.
+        return encode_text(self.writer, name, offsets, data, level=self.level, pool=self.pool)
 
     # ---- exactness ---------------------------------------------------------------------
 
-    def _exactness(self, table, entry, parts, decoded, order, row_part, id_name):
+    def _exactness(self, entry, parts, decoded, order, id_name):
         """Per part: the rules, the exceptions found by rendering every row, prefix and suffix."""
         vocabulary = self.vocab.buffers()
         n = entry["rows"]
@@ -466,28 +433,40 @@ class _Job:
         starts = np.cumsum([0] + [p.rows for p in parts])
 
         def check(i: int):
-            # Rows of this part, in file order, as positions in lookup order.
+            # The part's rows in file order, a chunk at a time: views of the table's columns (positions in
+            # lookup order when rows were reordered), rendered and compared with the source's bytes.
             p = parts[i]
-            positions = np.arange(starts[i], starts[i + 1])
-            if inverse is not None:
-                positions = inverse[positions]
-            rules = self._rules(p)
-            cols = {name: C.take_rows(col, positions) for name, col in decoded.items() if name in p.names}
-            ids = sorted_ids[positions] if sorted_ids is not None else None
-            specs = exact.column_specs(p.names, cols, rules, ids, vocabulary)
+            first = int(starts[i])
+            positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
             file_order = None
-            if order is not None and not _is_sorted_positions(positions):
+            if positions is not None and not _is_sorted_positions(positions):
                 file_order = np.ascontiguousarray(_rank_within(positions)).astype(np.uint32)
+            exc_rows, texts = [], []
             with source_bytes(p.source) as source:
                 prefix = bytes(source[: p.data_offset])
-                exc, end = exact.find_exceptions(specs, p.rows, source, p.data_offset, rules["terminator"])
-                suffix = bytes(source[end:])
-                texts = [bytes(source[b:e]) for _, b, e in exc]
-            return rules, file_order, prefix, suffix, exc, texts
+                pos = released = p.data_offset
+                for lo in range(0, p.rows, _EXACT_CHUNK):
+                    hi = min(lo + _EXACT_CHUNK, p.rows)
+                    if positions is None:
+                        cols = {name: C.slice_rows(col, first + lo, first + hi) for name, col in decoded.items() if name in p.names}
+                        ids = sorted_ids[first + lo : first + hi] if sorted_ids is not None else None
+                    else:
+                        chunk = positions[lo:hi]
+                        cols = {name: C.take_rows(col, chunk) for name, col in decoded.items() if name in p.names}
+                        ids = sorted_ids[chunk] if sorted_ids is not None else None
+                    specs = exact.column_specs(p.names, cols, p.rules, ids, vocabulary)
+                    exc, pos = exact.find_exceptions(specs, hi - lo, source, pos, p.rules["terminator"])
+                    for row, b, e in exc.tolist():
+                        exc_rows.append(lo + row)
+                        texts.append(bytes(source[b:e]))
+                    released = _release_pages(source, released, pos)
+                suffix = bytes(source[pos:])
+            return file_order, prefix, suffix, exc_rows, texts
 
         # Parts are checked in parallel (the renderer releases the GIL); segments are written in order.
-        for i, (rules, file_order, prefix, suffix, exc, texts) in enumerate(self.pool.map(check, range(len(parts)))):
+        for i, (file_order, prefix, suffix, exc_rows, texts) in enumerate(self.pool.map(check, range(len(parts)))):
             p = parts[i]
+            rules = p.rules
             part_entry = {
                 "name": p.source.name,
                 "rows": p.rows,
@@ -503,13 +482,12 @@ class _Job:
             part_entry["suffix"] = suffix.decode("utf-8")
             part_entry["exceptions"] = len(texts)
             if texts:
-                rows = np.ascontiguousarray(exc[:, 0], dtype=np.int64)
+                rows = np.array(exc_rows, dtype=np.int64)
                 lengths = np.array([len(t) for t in texts], np.int64)
                 blob = rows.tobytes() + lengths.tobytes() + b"".join(texts)
                 part_entry["exception_segment"] = self.writer.add_zstd(blob, level=self.level)
             self.exceptions += len(texts)
             entry["parts"].append(part_entry)
-            p.table = None  # free the part's columns
 
     # ---- hierarchy ---------------------------------------------------------------------
 
@@ -612,13 +590,6 @@ class _Job:
 # ---- helpers -------------------------------------------------------------------------------
 
 
-class _NamedStream:
-    """An archive member's stream, named as errors should name it (``archive.tar.gz:member``)."""
-
-    def __init__(self, stream, name: str):
-        self.readinto, self.read, self.name = stream.readinto, stream.read, name
-
-
 _OFFSET_BLOCKS = (16, 32, 64, 128, 256)
 
 
@@ -638,12 +609,73 @@ def _blocked_offsets(writer, offsets: np.ndarray) -> dict:
 
 
 
+def _combine_text(name: str, parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
+    """A text column of every part, as one buffer: int64 offsets (from 0) and the bytes.
+
+    The parts' Arrow chunks are taken from them and let go of one by one as they are copied, so the
+    column is in memory about once, not twice (a part missing the column gives empty strings).
+    """
+    pending: deque = deque()
+    for p in parts:
+        col = p.columns.pop(name, None)
+        if col is None:
+            pending.append(p.rows)
+        else:
+            pending.extend(col.text.chunks)
+        del col
+    rows = sum(c if isinstance(c, int) else len(c) for c in pending)
+    size = sum(0 if isinstance(c, int) else _chunk_span(c)[1] for c in pending)
+    offsets = np.empty(rows + 1, np.int64)
+    offsets[0] = 0
+    data = np.empty(size, np.uint8)
+    row = pos = 0
+    while pending:
+        chunk = pending.popleft()
+        if isinstance(chunk, int):
+            offsets[row + 1 : row + chunk + 1] = pos
+            row += chunk
+            continue
+        local, n = _chunk_span(chunk)
+        buffers = chunk.buffers()
+        if n:
+            data[pos : pos + n] = np.frombuffer(buffers[2], np.uint8, n, int(local[0]))
+        offsets[row + 1 : row + len(chunk) + 1] = local[1:] - local[0] + pos
+        row, pos = row + len(chunk), pos + n
+        del chunk, buffers
+    return offsets, data
+
+
+def _chunk_span(chunk) -> tuple[np.ndarray, int]:
+    """A string chunk's int32 offsets (as int64) and its bytes' length."""
+    local = np.frombuffer(chunk.buffers()[1], np.int32, len(chunk) + 1, chunk.offset * 4).astype(np.int64)
+    return local, int(local[-1] - local[0])
+
+
 def _runs(sorted_ids: np.ndarray):
     if len(sorted_ids) == 0:
         return sorted_ids.astype(np.uint64), np.zeros(0, np.int64)
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     counts = np.diff(np.r_[starts, len(sorted_ids)])
     return sorted_ids[starts].astype(np.uint64), counts
+
+
+def _release_pages(source, released: int, upto: int) -> int:
+    """Let go of a mapped source's pages before ``upto`` (from ``released``, page-aligned); returns the new mark.
+
+    Rendering reads the source once, front to back: pages behind it are not needed again, and dropping
+    them keeps a 3 GB file's pages out of our RSS (a file map's stay in the page cache).
+    """
+    if not isinstance(source, mmap.mmap):
+        return released
+    upto &= ~(mmap.PAGESIZE - 1)
+    start = released & ~(mmap.PAGESIZE - 1)
+    if upto - start >= _RELEASE_STEP:
+        source.madvise(mmap.MADV_DONTNEED, start, upto - start)
+        return upto
+    return released
+
+
+_RELEASE_STEP = 64 << 20
 
 
 def _is_sorted_positions(positions: np.ndarray) -> bool:
@@ -653,81 +685,3 @@ def _is_sorted_positions(positions: np.ndarray) -> bool:
 def _rank_within(positions: np.ndarray) -> np.ndarray:
     """For each file row, its rank among the part's lookup positions."""
     return np.argsort(np.argsort(positions, kind="stable"), kind="stable")
-
-
-def _dictionary_values(chunked) -> list[str]:
-    seen: dict[str, None] = {}
-    for chunk in chunked.chunks:
-        for v in chunk.dictionary.to_pylist():
-            seen.setdefault(v, None)
-        break  # every chunk shares the table's final dictionary
-    return list(seen)
-
-
-def _codes(chunked, mapper) -> np.ndarray:
-    """A dictionary column's values as codes of ``mapper`` (a function of the dictionary's values)."""
-    if chunked.num_chunks == 0:
-        return np.zeros(0, np.int64)
-    mapping = mapper(chunked.chunk(0).dictionary.to_pylist())
-    indices = np.concatenate([_view(c.indices) for c in chunked.chunks])
-    return mapping.take(indices) if len(mapping) else indices.astype(np.int64)
-
-
-def _numbers(chunked):
-    """A numeric column as a numpy array (nulls filled with 0) and a null mask (or None)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if chunked.null_count:
-        nulls = _to_numpy(chunked.is_null())
-        values = _to_numpy(pc.fill_null(chunked, 0))
-        return values, nulls
-    return _to_numpy(chunked), None
-
-
-def _to_numpy(arrow) -> np.ndarray:
-    """An arrow array or chunked array of a fixed-width type as one numpy array (views where possible).
-
-    pyarrow's own ``to_numpy`` imports pandas (about half a second) on first use; the buffers are enough.
-    """
-    import pyarrow as pa
-
-    if isinstance(arrow, pa.ChunkedArray):
-        parts = [_view(c) for c in arrow.chunks]
-        if not parts:
-            return np.zeros(0, dtype=_NUMPY_TYPES.get(str(arrow.type), np.float64))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return _view(arrow)
-
-
-_NUMPY_TYPES = {
-    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
-    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
-    "float32": np.float32, "float64": np.float64, "float": np.float32, "double": np.float64,
-}
-
-
-def _view(arr) -> np.ndarray:
-    """One arrow array's values (validity ignored): a view of its data buffer; booleans unpacked."""
-    name = str(arr.type)
-    data = arr.buffers()[1]
-    if name == "bool":
-        if data is None:
-            return np.zeros(len(arr), bool)
-        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=arr.offset + len(arr), bitorder="little")
-        return bits[arr.offset :].astype(bool)
-    dtype = np.dtype(_NUMPY_TYPES[name])
-    if data is None or len(arr) == 0:
-        return np.zeros(len(arr), dtype)
-    return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
-
-
-def _split_codes(p: _Part, id_name: str):
-    if p.source.split is not None:
-        return np.full(p.rows, SPLIT_CODES[p.source.split], np.uint8)
-    if "Subset" in p.names:
-        values = p.table.column("Subset")
-        mapping = np.array([SPLIT_CODES.get(_SUBSETS.get(v.lower(), ""), UNKNOWN_SPLIT) for v in values.chunk(0).dictionary.to_pylist()], np.uint8) if values.num_chunks else np.zeros(0, np.uint8)
-        idx = np.concatenate([_view(c.indices) for c in values.chunks]) if values.num_chunks else np.zeros(0, np.int64)
-        return mapping[idx] if len(mapping) else np.zeros(0, np.uint8)
-    return None

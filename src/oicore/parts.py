@@ -1,0 +1,220 @@
+"""A table's part for ``convert``: one source file, parsed and narrowed.
+
+``read_csv`` gives 8-byte IDs, 4-byte codes and 8-byte numbers per row. Convert narrows each column as soon
+as its part is parsed (codes into the release vocabulary, decimals as integers, flags as int8) and lets go of
+the reader's buffers, so a table of 80 M rows costs about its IDs plus its stored size in memory, not the
+reader's output for every part at once.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oicore import columns as C
+from oicore import exact, schema
+from oicore.errors import OicoreWarning
+from oicore.schema import ColumnType
+from oicore.sources import Source, source_bytes
+
+__all__ = ["Part", "Narrow", "load_part", "SPLIT_CODES", "UNKNOWN_SPLIT"]
+
+SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
+UNKNOWN_SPLIT = 255
+# Subset values of an images file holding several splits.
+_SUBSETS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+_NUMERIC = (ColumnType.FLOAT64, ColumnType.INT8, ColumnType.INT32, ColumnType.INT64)
+
+
+@dataclass
+class Narrow:
+    """One column of a part, narrowed: ``kind`` is ``code`` (release vocabulary), ``dict`` (the table's own
+    values), ``int``, ``decimal`` (``values / 10**scale``), ``float64`` or ``strings`` (``text``, Arrow)."""
+
+    kind: str
+    values: np.ndarray | None = None
+    nulls: np.ndarray | None = None  # bool, or None when no row is null
+    scale: int | None = None
+    text: object = None
+
+
+@dataclass
+class Part:
+    """A source's rows: narrowed columns, image IDs (image tables), the rules its text follows."""
+
+    source: Source
+    rows: int
+    names: list[str]
+    data_offset: int  # where the first record starts (after the BOM and header)
+    rules: dict
+    columns: dict[str, Narrow] = field(default_factory=dict)
+    ids: np.ndarray | None = None  # uint64 per row, in file order
+    splits: tuple[np.ndarray, np.ndarray] | None = None  # (unique IDs, their split codes)
+
+
+def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set | None, block_size, threads) -> Part:
+    """Parse ``source`` and narrow its columns.
+
+    ``vocab`` is the release vocabulary (``code_map``); ``local_values`` maps a non-MID dictionary column
+    to its table's values so far (grown here); ``named`` is the set of MIDs with a name, for the
+    warning about MIDs in no description file (None: no check).
+    """
+    table = _parse(source, read_csv, block_size, threads)
+    names = list(table.column_names)
+    data_offset = int(table.schema.metadata[b"oicore.data_offset"])
+    part = Part(source, table.num_rows, names, data_offset, _rules(source, names, data_offset, table.num_rows))
+    id_name = next((n for n in names if n in ("ImageID", "ImageId")), None)
+    for name in names:
+        column = table.column(name)
+        col = schema.column(name)
+        if name == id_name:
+            part.ids = _numbers(column)[0].astype(np.uint64, copy=False)  # a view: it keeps only its own buffers
+        elif col.type is ColumnType.DICTIONARY and col.mid:
+            values = _dictionary_values(column)
+            if named is not None:
+                _warn_unnamed(source, name, values, named)
+            part.columns[name] = Narrow("code", values=_codes(column, vocab.code_map(values), len(vocab.codes)))
+        elif col.type is ColumnType.DICTIONARY:
+            index = local_values.setdefault(name, {})
+            mapping = np.array([index.setdefault(v, len(index)) for v in _dictionary_values(column)], np.int64)
+            part.columns[name] = Narrow("dict", values=_codes(column, mapping, len(index)))
+        elif col.type is ColumnType.STRING:
+            part.columns[name] = Narrow("strings", text=column)
+        elif col.type is ColumnType.FLOAT64:
+            part.columns[name] = _decimal(column, part.rules["decimals"].get(name))
+        else:
+            values, nulls = _numbers(column)
+            part.columns[name] = Narrow("int", values=values.copy(), nulls=nulls)
+    if id_name is not None and not source.export_only:
+        part.splits = _splits(part, local_values)
+    return part
+
+
+def _parse(source: Source, read_csv, block_size, threads):
+    if source.member is None:
+        return read_csv(source.path, kind=source.kind, block_size=block_size, threads=threads)
+    with tarfile.open(source.path, "r:*") as tar:  # an archive member: parsed as it is decompressed
+        stream = _NamedStream(tar.extractfile(source.member), source.where)
+        return read_csv(stream, kind=source.kind, block_size=block_size, threads=threads)
+
+
+class _NamedStream:
+    """An archive member's stream, named as errors should name it (``archive.tar.gz:member``)."""
+
+    def __init__(self, stream, name: str):
+        self.readinto, self.read, self.name = stream.readinto, stream.read, name
+
+
+def _rules(source: Source, names: list[str], data_offset: int, rows: int) -> dict:
+    """How the part's text is written (``exact.learn_rules``), from a sample of its records."""
+    numeric = {n for n in names if schema.column(n).type in _NUMERIC}
+    with source_bytes(source) as data:
+        sample = exact.sample_fields(data, data_offset, rows)
+    return exact.learn_rules(sample, names, numeric)
+
+
+def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> None:
+    unknown = [m for m in values if m not in named]
+    if unknown:
+        warnings.warn(
+            f"{source.name}: {len(unknown)} {name} value(s) in no class description file "
+            f"(e.g. {', '.join(unknown[:3])}); added to the vocabulary without a name",
+            OicoreWarning,
+            stacklevel=5,
+        )
+
+
+def _decimal(column, fixed_digits: int | None) -> Narrow:
+    """A float column as decimal integers at the smallest exact scale (the text's fixed digits when they
+    fit), or as float64 when no scale is exact."""
+    values, nulls = _numbers(column)
+    e = C.decimal_scale(values if nulls is None else values[~nulls], hint=fixed_digits)
+    if e is None:
+        return Narrow("float64", values=values.copy(), nulls=nulls)
+    return Narrow("decimal", values=C.decimal_ints(values, nulls, e), nulls=nulls, scale=e)
+
+
+def _splits(part: Part, local_values: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The part's images and their split codes: the file's split, or the Subset column's value of the
+    image's first row; None when the part names no split."""
+    ids = part.ids
+    if len(ids) > 1 and not (ids[1:] >= ids[:-1]).all():
+        unique, first = np.unique(ids, return_index=True)
+    else:
+        first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
+        unique = ids[first]
+    if part.source.split is not None:
+        return unique, np.full(len(unique), SPLIT_CODES[part.source.split], np.uint8)
+    if "Subset" not in part.columns:
+        return None
+    values = list(local_values.get("Subset", {}))
+    mapping = np.array([SPLIT_CODES.get(_SUBSETS.get(v.lower(), ""), UNKNOWN_SPLIT) for v in values], np.uint8)
+    return unique, mapping[part.columns["Subset"].values[first]] if len(mapping) else np.zeros(len(unique), np.uint8)
+
+
+def _dictionary_values(chunked) -> list[str]:
+    """A dictionary column's values (every chunk shares the table's final dictionary)."""
+    if chunked.num_chunks == 0:
+        return []
+    return chunked.chunk(0).dictionary.to_pylist()
+
+
+def _codes(chunked, mapping: np.ndarray, n_codes: int) -> np.ndarray:
+    """A dictionary column's indices mapped through ``mapping`` (dictionary value → code), in the narrowest
+    unsigned type that holds ``n_codes`` codes."""
+    dtype = C.dtype_of(C.narrowest(0, max(n_codes - 1, 0)))
+    if chunked.num_chunks == 0 or len(mapping) == 0:
+        return np.zeros(len(chunked), dtype)
+    mapping = mapping.astype(dtype)
+    return np.concatenate([mapping.take(_view(c.indices)) for c in chunked.chunks])
+
+
+def _numbers(chunked):
+    """A numeric column as a numpy array (nulls filled with 0) and a null mask (or None)."""
+    import pyarrow.compute as pc
+
+    if chunked.null_count:
+        nulls = _to_numpy(chunked.is_null())
+        values = _to_numpy(pc.fill_null(chunked, 0))
+        return values, nulls
+    return _to_numpy(chunked), None
+
+
+def _to_numpy(arrow) -> np.ndarray:
+    """An arrow array or chunked array of a fixed-width type as one numpy array (views where possible).
+
+    pyarrow's own ``to_numpy`` imports pandas (about half a second) on first use; the buffers are enough.
+    """
+    import pyarrow as pa
+
+    if isinstance(arrow, pa.ChunkedArray):
+        parts = [_view(c) for c in arrow.chunks]
+        if not parts:
+            return np.zeros(0, dtype=_NUMPY_TYPES.get(str(arrow.type), np.float64))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return _view(arrow)
+
+
+_NUMPY_TYPES = {
+    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
+    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
+    "float32": np.float32, "float64": np.float64, "float": np.float32, "double": np.float64,
+}
+
+
+def _view(arr) -> np.ndarray:
+    """One arrow array's values (validity ignored): a view of its data buffer; booleans unpacked."""
+    name = str(arr.type)
+    data = arr.buffers()[1]
+    if name == "bool":
+        if data is None:
+            return np.zeros(len(arr), bool)
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), count=arr.offset + len(arr), bitorder="little")
+        return bits[arr.offset :].astype(bool)
+    dtype = np.dtype(_NUMPY_TYPES[name])
+    if data is None or len(arr) == 0:
+        return np.zeros(len(arr), dtype)
+    return np.frombuffer(data, dtype, len(arr), arr.offset * dtype.itemsize)
