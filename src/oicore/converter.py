@@ -509,18 +509,18 @@ class _Job:
     # ---- release-wide structures -------------------------------------------------------
 
     def finish_images(self) -> None:
-        lists = [ids for ids, _ in self.image_counts.values()]
-        # Each list is sorted and unique: a stable sort merges them in linear time, then drop repeats.
-        merged = np.sort(np.concatenate(lists), kind="stable") if lists else np.zeros(0, np.uint64)
-        ids = _runs(merged)[0]
+        counted = list(self.image_counts.items())
+        # Every list is sorted and unique, and every ID of a split list is in some counted table.
+        ids, where = _union([uniq for _, (uniq, _) in counted] + [part_ids for part_ids, _ in self.image_splits])
         n = len(ids)
         w = self.writer
         bits = max(1, min(24, n.bit_length() - 2))  # about 2-4 IDs per bucket: one cache line
         top = (ids >> np.uint64(64 - bits)).astype(np.int64)
-        buckets = np.searchsorted(top, np.arange((1 << bits) + 1), side="left").astype(np.uint32 if n < 2**32 else np.uint64)
+        buckets = np.zeros((1 << bits) + 1, np.uint32 if n < 2**32 else np.uint64)
+        np.cumsum(np.bincount(top, minlength=1 << bits), out=buckets[1:])
         splits = np.full(n, UNKNOWN_SPLIT, np.uint8)
-        for part_ids, codes in reversed(self.image_splits):  # the first source wins
-            splits[np.searchsorted(ids, part_ids)] = codes
+        for positions, (_, codes) in reversed(list(zip(where[len(counted) :], self.image_splits))):  # the first source wins
+            splits[positions] = codes
         self.images_entry = {
             "count": n,
             "ids": w.add_raw(ids),
@@ -530,9 +530,9 @@ class _Job:
             "split": w.add_raw(splits),
             "splits": list(SPLITS),
         }
-        for table, (uniq, counts) in self.image_counts.items():
+        for (table, (_, counts)), positions in zip(counted, where):
             full = np.zeros(n, np.int64)
-            full[np.searchsorted(ids, uniq)] = counts
+            full[positions] = counts
             offsets = np.zeros(n + 1, np.int64)
             np.cumsum(full, out=offsets[1:])
             entry = self.tables[table]
@@ -649,6 +649,24 @@ def _chunk_span(chunk) -> tuple[np.ndarray, int]:
     """A string chunk's int32 offsets (as int64) and its bytes' length."""
     local = np.frombuffer(chunk.buffers()[1], np.int32, len(chunk) + 1, chunk.offset * 4).astype(np.int64)
     return local, int(local[-1] - local[0])
+
+
+def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sorted union of sorted unique ID lists, and each list's positions in it.
+
+    One stable sort of the concatenation (a merge of sorted runs) instead of a binary search per ID.
+    """
+    if not lists:
+        return np.zeros(0, np.uint64), []
+    joined = np.concatenate(lists).astype(np.uint64, copy=False)
+    order = np.argsort(joined, kind="stable")
+    merged = joined[order]
+    first = np.ones(len(merged), bool)
+    np.not_equal(merged[1:], merged[:-1], out=first[1:])
+    rank = np.empty(len(merged), np.int64)
+    rank[order] = np.cumsum(first) - 1
+    bounds = np.cumsum([0] + [len(x) for x in lists])
+    return merged[first], [rank[bounds[i] : bounds[i + 1]] for i in range(len(lists))]
 
 
 def _runs(sorted_ids: np.ndarray):
