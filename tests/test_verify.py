@@ -137,6 +137,24 @@ def test_verify_against_names_the_first_differing_line(tmp_path_factory, tmp_pat
     assert "line 3" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("change, line", [(lambda b: b + b"0000000000000fff,machine,/m/01,0.5\n", None), (lambda b: b[:-5], None), (lambda b: b.replace(b"\n", b"\r\n"), 1)])
+def test_verify_against_sees_a_longer_shorter_or_respelled_source(tmp_path_factory, tmp_path, change, line):
+    """The export is compared with the source as it is written: extra bytes after it, a source that ends
+    early, and a change on the first record all count."""
+    import shutil
+
+    src, oic, _, _ = tiny(tmp_path_factory)
+    other = tmp_path / "other"
+    shutil.copytree(src, other)
+    path = other / "train" / "annotations-machine.csv"
+    path.write_bytes(change(path.read_bytes()))
+    with pytest.raises(VerifyMismatchError) as e:
+        verify(oic, against=[other])
+    assert Path(e.value.path) == path
+    if line is not None:
+        assert e.value.line == line
+
+
 # ---------------------------------------------------------------------------------------------- damaged files
 
 SWEEP = textwrap.dedent(

@@ -8,13 +8,11 @@ the given CSV files.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 
-from oicore.errors import ChecksumError, FormatError, OicoreError
+from oicore.errors import ChecksumError, OicoreError
 from oicore.store import Store
 
 __all__ = ["info", "verify", "VerifyMismatchError", "INFO_KEYS"]
@@ -256,22 +254,49 @@ def _compare(store, against, iter_parts, write_part) -> int:
         path = given.get(source["name"])
         if path is None:
             continue
-        import io
-
-        buf = io.BytesIO()
-        write_part(store, table, k, buf)
-        data = buf.getvalue()
         with open(path, "rb") as f:
-            original = f.read()
-        if hashlib.sha256(data).digest() != hashlib.sha256(original).digest():
-            line, offset = _first_difference(data, original)
+            sink = _CompareSink(f)
+            write_part(store, table, k, sink)
+            offset = sink.finish()
+        if offset is not None:
             raise VerifyMismatchError(
-                f"{source['name']}: the export differs from {path} at line {line} (byte {offset})", path=os.fspath(path), line=line
+                f"{source['name']}: the export differs from {path} at line {sink.line} (byte {offset})", path=os.fspath(path), line=sink.line
             )
         compared += 1
     if not compared:
         raise FileNotFoundError(2, "no source file of the .oic file was found among", ", ".join(map(str, against)) if isinstance(against, (list, tuple)) else str(against))
     return compared
+
+
+class _CompareSink:
+    """A file-like sink that compares what an export writes with an open source file as it comes, so a
+    3 GB part is never held in memory; ``finish`` returns the first differing byte offset, or None."""
+
+    def __init__(self, f):
+        self.f = f
+        self.offset = 0  # bytes equal so far
+        self.line = 1  # the line of the first difference (1 + newlines before it)
+        self.differs = False
+
+    def write(self, data) -> int:
+        if self.differs:
+            return len(data)
+        data = bytes(data)
+        original = self.f.read(len(data))
+        if original == data:
+            self.offset += len(data)
+            self.line += data.count(b"\n")
+            return len(data)
+        line, i = _first_difference(data, original)
+        self.offset += i
+        self.line += line - 1
+        self.differs = True
+        return len(data)
+
+    def finish(self) -> int | None:
+        if not self.differs and self.f.read(1):
+            self.differs = True  # the source goes on after the export ends
+        return self.offset if self.differs else None
 
 
 def _first_difference(a: bytes, b: bytes) -> tuple[int, int]:
