@@ -21,13 +21,17 @@ Modes:
              has ``warmup=False``), then ``--runs`` timed runs (default: the
              task's ``runs``); a system's ``sample`` of single calls, if any,
              runs last (``latency_ns``).
-``serve``    the small-scale mode's worker for tasks without cold calls: one
-             process does the check and then every timing round of its system,
-             one command at a time (``check OUT``, ``time OUT``, ``exit``, one
-             a line on the ``--commands`` FIFO; ``done`` on ``--replies`` after
+``serve``    the small-scale mode's worker: one process takes commands one at a
+             time (``check OUT``, ``setup OUT``, ``time OUT``, ``exit``, one a
+             line on the ``--commands`` FIFO; ``done`` on ``--replies`` after
              each), so that the runner can interleave the rounds of several
-             such processes. Setup runs once for the check and once for the
-             rounds (their inputs differ), and only the first round warms up.
+             such processes. For a task without cold calls it does the check
+             and every round of its system; it sets up once when the system can
+             ``reuse`` the check's state, and only the first round warms up
+             (the check's run is that warm-up when it ran on the same state).
+             For a task with cold calls it does the check, whose first call is
+             round 1's cold figure, and round 1; each later round is a fresh
+             one, set up (``setup``) while no round is being timed.
 
 A system's ``before`` hook runs, untimed, before every run; its ``normalize``
 turns the raw result into the task's canonical form before ``fingerprint`` and
@@ -114,7 +118,9 @@ class Worker:
         self.runs = args.runs if args.runs is not None else self.task.runs
         self.state = None
         self.state_mode = None  # the mode the state was set up for ("check" or "time")
-        self.warm = False  # a warm-up run has been made in this process
+        self.warm = False  # a run has been made on the state being timed (the warm-up)
+        self.called = False  # the system has been called in this process (its next call is not cold)
+        self.cold_s = None  # the check's first call, when the task has cold figures
 
     def context(self, mode: str):
         from bench.task import Context
@@ -140,12 +146,23 @@ class Worker:
         report.update(prepare_s=time.perf_counter() - t0, notes=ctx.notes)
 
     def setup(self, mode: str, report: dict) -> None:
-        """Set the system up for ``mode`` (once per mode), recording its time, notes and versions."""
+        """Set the system up for ``mode`` (once per mode), recording its time, notes and versions. A serving
+        worker whose system can ``reuse`` the check's state for the timing runs does not set up again."""
         if self.state_mode == mode:
             return
-        self.state = self.state_mode = None
-        gc.collect()
         ctx = self.context(mode)
+        reuse = self.system.reuse or self.task.reuse
+        if self.state_mode == "check" and mode == "time" and reuse is not None:
+            state = reuse(self.state, ctx)
+            if state is not self.state:
+                self.warm = False  # the check ran on another state: the timed one still needs its warm-up
+            self.state, self.state_mode = state, mode
+            report["setup_s"] = 0.0
+            report["notes"] = self.ctx.notes
+            return
+        self.state = self.state_mode = None
+        self.warm = self.called = False
+        gc.collect()
         t0 = time.perf_counter()
         try:
             self.state = self.system.setup(ctx)
@@ -168,13 +185,18 @@ class Worker:
         # ru_maxrss survives fork+exec (a child starts with its parent's peak) and includes transient
         # peaks of the imports; VmHWM reset here measures the run alone. ru_maxrss is kept as a cross-check.
         report["peak_reset"] = _reset_peak()
+        # A task with cold figures checks its first call (the system's ``first``): that call is then the cold
+        # figure of this process's timing round, should it serve one (the small-scale mode).
+        call = (system.first or system.run) if task.cold else system.run
         try:
             self.before(state)
             t0 = time.perf_counter()
-            result = system.run(state)
-            report["first_run_s"] = time.perf_counter() - t0
+            result = call(state)
+            report["first_run_s"] = self.cold_s = time.perf_counter() - t0
         except Exception as exc:
             raise Failed(_failure(exc), "run", exc) from exc
+        self.called = True
+        self.warm = call is system.run  # a whole run on the state the rounds will time is their warm-up
         # Read the high-water marks before anything else allocates.
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         report["ru_maxrss_kib"] = maxrss
@@ -206,8 +228,11 @@ class Worker:
         task, system, state = self.task, self.system, self.state
         gc.collect()
         try:
-            if task.cold:
+            if task.cold and self.called:
+                report["cold_s"] = self.cold_s  # the check's call was this process's first
+            elif task.cold:
                 # the first call in this fresh process, after setup: the "cold" figure
+                self.called = True
                 self.before(state)
                 t0 = time.perf_counter()
                 result = (system.first or system.run)(state)
@@ -240,8 +265,14 @@ class Worker:
     def do(self, mode: str, out: Path) -> None:
         """Run ``mode`` and write its report to ``out`` (atomically)."""
         report: dict = {"task": self.task.name, "system": self.system.name, "mode": mode, "pid": os.getpid()}
+        run = {
+            "prepare": self.prepare,
+            "check": self.check,
+            "time": self.time,
+            "setup": lambda report: self.setup("time", report),  # a round's process, set up ahead of its turn
+        }[mode]
         try:
-            getattr(self, mode)(report)
+            run(report)
             report["status"] = "ok"
         except Failed as failed:
             report.update(failed.fields)
@@ -251,7 +282,8 @@ class Worker:
 
 
 def serve(worker: Worker, commands: Path, replies: Path) -> None:
-    """Take ``check OUT`` / ``time OUT`` commands until ``exit`` (or the end of input); ``done`` after each."""
+    """Take ``check OUT`` / ``setup OUT`` / ``time OUT`` commands until ``exit`` (or the end of input); ``done``
+    after each."""
     with open(commands) as cmds, open(replies, "w") as done:
         for line in cmds:
             command, _, out = line.strip().partition(" ")

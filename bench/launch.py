@@ -94,6 +94,9 @@ class ExecLauncher(_Launcher):
 
         return Handle(proc.pid, reap, log)
 
+    def preload(self) -> None:
+        pass  # each worker imports its own libraries
+
     def close(self) -> None:
         pass
 
@@ -108,12 +111,17 @@ class ForkLauncher(_Launcher):
         self.cwd, self.env = cwd, env
         self.server = None
 
-    def _ask(self, request: dict) -> dict:
+    def preload(self) -> None:
+        """Start the server now unless it runs: it imports the libraries while the runner does other work
+        (the data), and the first request waits for it."""
         if self.server is None or self.server.poll() is not None:
             self.server = subprocess.Popen(
                 [sys.executable, "-m", "bench._forkserver"], cwd=self.cwd, env=self.env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, bufsize=1,
             )  # fmt: skip
+
+    def _ask(self, request: dict) -> dict:
+        self.preload()
         self.server.stdin.write(json.dumps(request) + "\n")
         line = self.server.stdout.readline()
         if not line:

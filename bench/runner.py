@@ -79,17 +79,14 @@ class Runner:
         self.scratch = scratch
         self.count = 0
         self.serving: dict = {}  # system -> ServingWorker, for the task being run
+        self.prepared: dict = {}  # prepare function -> its report (each runs once per benchmark run)
 
     def serves(self, task) -> bool:
-        """Whether the task's rounds run in one serving worker per system (the small-scale mode; not for
-        cold first calls or converts, which need a fresh process per round)."""
-        return self.args.small_scale and task.warmup and not task.cold
+        """Whether the task's check runs in a serving worker (the small-scale mode; not for converts, whose
+        every round is a fresh command): it then serves every round, or round 1 when the task has cold calls."""
+        return self.args.small_scale and task.warmup
 
-    def worker(self, task, system, mode: str) -> dict:
-        """Run one worker process (or a command of a serving one); its report, or a failure that says how it died."""
-        self.count += 1
-        name = f"{self.count:04d}-{task.name}-{system.name}"
-        out = self.scratch / f"{name}-{mode}.json"
+    def _argv(self, task, system) -> list[str]:
         work = data.DATA_ROOT / "work" / self.data_dir.name / task.name / system.name
         if system.prepare is not None:
             work.mkdir(parents=True, exist_ok=True)
@@ -100,12 +97,25 @@ class Runner:
         ]  # fmt: skip
         if self.args.small_scale:
             argv += ["--runs", "1"]  # the smoke test: one timed run per round (the rounds give the median)
+        return argv
+
+    def _report(self, task, system, mode: str) -> Path:
+        self.count += 1
+        return self.scratch / f"{self.count:04d}-{task.name}-{system.name}-{mode}.json"
+
+    def _serving(self, task, system, out: Path) -> ServingWorker:
+        if system.name not in self.serving:
+            self.serving[system.name] = ServingWorker(self.launcher, self._argv(task, system), self.scratch, out.stem)
+        return self.serving[system.name]
+
+    def worker(self, task, system, mode: str) -> dict:
+        """Run one worker process (or a command of a serving one); its report, or a failure that says how it died."""
+        out = self._report(task, system, mode)
         timeout = self.args.timeout or task.timeout
-        if mode != "prepare" and self.serves(task):
-            if system.name not in self.serving:
-                self.serving[system.name] = ServingWorker(self.launcher, argv, self.scratch, name)
-            return self.serving[system.name].request(mode, out, timeout)
-        done = self.launcher.run([*argv, "--mode", mode, "--out", str(out)], timeout, out.with_suffix(".log"))
+        if mode != "prepare" and self.serves(task) and (mode == "check" or system.name in self.serving):
+            return self._serving(task, system, out).request(mode, out, timeout)
+        argv = [*self._argv(task, system), "--mode", mode, "--out", str(out)]
+        done = self.launcher.run(argv, timeout, out.with_suffix(".log"))
         if done.returncode is None:
             return {"status": "failed", "error": f"timed out after {timeout:g} s ({mode})"}
         if out.is_file():
@@ -115,10 +125,38 @@ class Runner:
             return result
         return died(done.returncode, done.output, mode)
 
-    def close_serving(self) -> None:
-        for worker in self.serving.values():
-            worker.close()
-        self.serving = {}
+    def set_up_round(self, task, systems) -> dict[str, dict]:
+        """Fresh serving workers for one round of a task with cold calls, all set up before the round starts
+        (their setups overlap each other, never a timed run); the failures, by system."""
+        timeout = self.args.timeout or task.timeout
+        sent = []
+        for s in systems:
+            out = self._report(task, s, "setup")
+            self._serving(task, s, out).send("setup", out)
+            sent.append((s, out))
+        failed = {}
+        for s, out in sent:
+            r = self.serving[s.name].reply(out, timeout)
+            if r["status"] != "ok":
+                failed[s.name] = r
+                self.close_serving(s.name)
+        return failed
+
+    def close_serving(self, name: str | None = None) -> None:
+        """Close the serving worker of system ``name``, or every one."""
+        for key in [name] if name is not None else list(self.serving):
+            worker = self.serving.pop(key, None)
+            if worker is not None:
+                worker.close()
+
+    def prepare(self, task, system) -> dict:
+        """Run the system's ``prepare`` once per benchmark run: the prepare functions build shared stores, and
+        many systems and tasks name the same one."""
+        key = (system.prepare.__module__, system.prepare.__qualname__)
+        if key not in self.prepared:
+            log(f"[{task.name}] {system.name}: prepare ...")
+            self.prepared[key] = self.worker(task, system, "prepare")
+        return self.prepared[key]
 
     def run_task(self, task, systems) -> dict:
         entry: dict = {
@@ -154,8 +192,7 @@ class Runner:
 
         # 2. prepare
         for s in [s for s in active if s.prepare is not None]:
-            log(f"[{task.name}] {s.name}: prepare ...")
-            r = self.worker(task, s, "prepare")
+            r = self.prepare(task, s)
             results[s.name]["prepare_s"] = r.get("prepare_s")
             if r["status"] != "ok":
                 results[s.name].update(status=r["status"], error=r.get("error"), traceback=r.get("traceback"))
@@ -208,20 +245,31 @@ class Runner:
                 results[s.name]["times"].append(results[s.name]["first_run_s"])
             entry["first_round_from_check"] = True
             first = 1
+        def lost(s, r, round_) -> None:
+            res = results[s.name]
+            res.update(status="oom" if r["status"] == "oom" else "failed", error=f"round {round_ + 1}: {r.get('error')}")
+            for key in ("traceback", "stderr_tail"):
+                if r.get(key):
+                    res[key] = r[key]
+            log(f"[{task.name}] {s.name}: round {round_ + 1} {r['status']}: {r.get('error')}")
+
+        fresh_rounds = self.serves(task) and task.cold  # round 1 in the check's process, then fresh ones
         for round_ in range(first, rounds):
             k = round_ % len(active) if active else 0
-            for s in active[k:] + active[:k]:
+            order = active[k:] + active[:k]
+            if fresh_rounds and round_ > 0:
+                ready = [s for s in order if results[s.name]["status"] == "ok"]
+                for name, r in self.set_up_round(task, ready).items():
+                    lost(task.system(name), r, round_)
+            for s in order:
                 res = results[s.name]
                 if res["status"] != "ok":
                     continue
                 r = self.worker(task, s, "time")
+                if fresh_rounds:
+                    self.close_serving(s.name)
                 if r["status"] != "ok":
-                    status = "oom" if r["status"] == "oom" else "failed"
-                    res.update(status=status, error=f"round {round_ + 1}: {r.get('error')}")
-                    for key in ("traceback", "stderr_tail"):
-                        if r.get(key):
-                            res[key] = r[key]
-                    log(f"[{task.name}] {s.name}: round {round_ + 1} {r['status']}: {r.get('error')}")
+                    lost(s, r, round_)
                     continue
                 expected = {key: entry["reference_fingerprint"].get(key) for key in r["quick"]}
                 if r["quick"] != expected:
@@ -378,7 +426,7 @@ def parse_args(argv):
     p.add_argument("--systems", nargs="+", metavar="SYSTEM", help="default: all (oicore and every peer)")
     p.add_argument(
         "--repeat", type=int, default=None,
-        help="interleaved timing rounds (default 5; 3 below scale 0.1, a smoke test; converts at most 3)",
+        help="interleaved timing rounds (default 5; converts at most 3)",
     )  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS.relative_to(REPO)})")
     p.add_argument("--data", type=Path, help="use this release directory as is instead of the synthetic one")
@@ -408,7 +456,7 @@ def parse_args(argv):
         if name not in all_systems:
             p.error(f"unknown system {name!r}; known systems: {', '.join(all_systems)}")
     if args.repeat is None:
-        args.repeat = 5 if args.scale >= 0.1 or args.data is not None else 3
+        args.repeat = 5
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     if args.scale <= 0:
@@ -428,6 +476,8 @@ def main(argv=None) -> int:
     started = time.time()
     if not enough_disk(args):
         return 2
+    launcher = launch.launcher(args.workers, REPO, env)
+    launcher.preload()  # the fork server imports the libraries while the data is generated
     if args.data is not None:
         data_dir = args.data.resolve()
         marker = data.read_marker(data_dir)
@@ -436,6 +486,7 @@ def main(argv=None) -> int:
             data_dir = data.ensure_release(args.scale, regenerate=args.regenerate, env=env, log=log)
         except RuntimeError as exc:
             log(f"error: {exc}")
+            launcher.close()
             return 2
         marker = data.read_marker(data_dir)
     record = {
@@ -462,7 +513,7 @@ def main(argv=None) -> int:
         + f"memory limit {memory_limit.shown(args.memory_limit)}"
     )
     with tempfile.TemporaryDirectory(prefix="oicore-bench-") as scratch:
-        runner = Runner(args, launch.launcher(args.workers, REPO, env), data_dir, Path(scratch))
+        runner = Runner(args, launcher, data_dir, Path(scratch))
         try:
             run_tasks(runner, args, all_tasks, record)
         finally:

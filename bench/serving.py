@@ -1,11 +1,15 @@
-"""A worker that serves its system's check and every timing round of one task (the small-scale mode).
+"""A worker that serves commands for one system of one task (the small-scale mode).
 
 Below scale 0.1, a task whose rounds need no fresh process (no cold first call, not a convert) keeps one
 worker per system (``python -m bench._worker --mode serve``) for the whole task: the runner sends it
 ``check OUT``, then ``time OUT`` once per round, alternating between the systems' workers as it would between
 fresh processes, so the rounds stay interleaved. The workers that wait hold their memory but use no CPU.
-Each one sets its system up twice (for the check, then for the rounds) instead of once per round, and warms
-up once.
+Each one sets its system up once (or twice, when the check's state cannot be reused) and warms up once.
+
+A task with cold first calls has each system's check worker serve round 1 too (the check's first call is
+its cold figure); every later round is a fresh worker per system, all sent ``setup OUT`` at once (``send``)
+and waited for (``reply``) before the round's first timed command, so that their setups overlap each other
+but never a timed run.
 
 Commands go through a FIFO the worker reads; it answers ``done`` on another once the report is written. A
 worker that dies is noticed through its process handle; one that outlives the time-out is killed.
@@ -33,12 +37,24 @@ class ServingWorker:
         argv = [*argv, "--mode", "serve", "--commands", str(self.commands), "--replies", str(self.replies)]
         self.handle = launcher.start(argv, scratch / f"{name}.log")
         self.dead: dict | None = None  # the failure that ended it
+        self.pending = ""  # the command sent last
 
     def request(self, mode: str, out: Path, timeout: float) -> dict:
-        """Have the worker run ``mode`` (check or time); its report, or a failure that says how it died."""
+        """Have the worker run ``mode`` (check, setup or time); its report, or a failure that says how it died."""
+        self.send(mode, out)
+        return self.reply(out, timeout)
+
+    def send(self, mode: str, out: Path) -> None:
+        """Send the command and return at once (``reply`` waits for its report)."""
+        self.pending = mode
+        if self.dead is None:
+            os.write(self.out, f"{mode} {out}\n".encode())
+
+    def reply(self, out: Path, timeout: float) -> dict:
+        """The report of the command sent last, once the worker has written it."""
         if self.dead is not None:
             return self.dead
-        os.write(self.out, f"{mode} {out}\n".encode())
+        mode = self.pending
         deadline = time.monotonic() + timeout
         watch = [self.back] + ([self.handle] if self.handle.fileno() is not None else [])
         while True:

@@ -66,7 +66,11 @@ class System:
     reports ``cold`` figures (default: ``run``). ``adopt`` (optional) runs,
     untimed, after a check run whose answer was fingerprinted: a convert's
     output becomes the shared stored form the lookup tasks read, instead of
-    being built again.
+    being built again. ``reuse`` (optional; else the task's) turns the state
+    set up for the check into the state of the timing runs, in a worker that
+    serves both (the small-scale mode), instead of setting up again: the
+    state itself when nothing depends on the mode (``same_state``), or one
+    with the timing runs' inputs.
     """
 
     name: str
@@ -82,6 +86,12 @@ class System:
     calls: int | Callable[[Path], int] | None = None
     first: Callable[[Any], Any] | None = None
     adopt: Callable[[Context, Any], None] | None = None
+    reuse: Callable[[Any, Context], Any] | None = None
+
+
+def same_state(state, ctx: Context):
+    """``reuse`` for a system whose state does not depend on the mode: the check's state, as it is."""
+    return state
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,8 @@ class Task:
     (3 for whole-release converts). ``cold`` reports the first call of each
     fresh process (a system's ``first``) beside the warm median. ``stored``
     reports the result as bytes on disk (``result_bytes``), with its ratio to
-    oicore's. ``note`` is printed under the task's table.
+    oicore's. ``note`` is printed under the task's table. ``reuse`` is the
+    systems' ``reuse`` unless they have their own.
     """
 
     name: str
@@ -123,6 +134,7 @@ class Task:
     cold: bool = False
     stored: bool = False
     note: str = ""
+    reuse: Callable[[Any, Context], Any] | None = None
 
     def calls_per_run(self, release_dir: Path, system: str | None = None) -> int | None:
         """Calls one timed run makes on this release: the system's own count if it has one, else the task's."""

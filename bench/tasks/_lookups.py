@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench._worker import _status_kib
+from bench.task import Task, same_state
 from bench.tasks import _stores
 
 LABEL_COLUMNS = ("ImageID", "Source", "LabelName", "Confidence")
@@ -64,6 +65,16 @@ class measure:
         if rss is not None and notes.get("_rss0_kib") is not None:
             notes["build_bytes"] = (rss - notes["_rss0_kib"]) * 1024
         return False
+
+
+def lookup_task(**fields) -> Task:
+    """A Task with what the lookup tasks share, unless ``fields`` say otherwise: no input files to warm,
+    canonical answers (``fingerprint``, ``quick``), no MB/s, and a state that the check and the rounds share."""
+    shared = dict(
+        inputs=(), fingerprint=fingerprint, quick=quick, result_bytes=result_bytes, describe=describe,
+        throughput=False, reuse=same_state,
+    )  # fmt: skip
+    return Task(**{**shared, **fields})
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -126,6 +137,35 @@ def keys_int64(ctx, name: str, slow=False) -> list[int]:
     return id_array(ctx, name, slow).view(np.int64).tolist()
 
 
+def open_release(ctx):
+    """oicore's Release of the shared ``.oic`` file, opened (recorded as ``load``)."""
+    import numpy  # noqa: F401
+
+    import oicore
+
+    path = oic_path(ctx)
+    opener = oicore.open  # resolves the lazily imported oicore.release first
+    with measure(ctx, "load"):
+        return opener(path)
+
+
+def duckdb_table(ctx, name: str, load, index: str | None = None):
+    """An in-memory DuckDB connection (default threads) holding the Arrow table ``load()`` as table ``name``,
+    with an ART index on column ``index`` if given (recorded as ``build``)."""
+    import duckdb
+
+    table = load()
+    with measure(ctx, "build"):
+        con = duckdb.connect()
+        con.register(f"{name}_arrow", table)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
+        del table
+        if index is not None:
+            con.execute(f"CREATE INDEX {name}_{index} ON {name} ({index})")
+    return con
+
+
 def queries(ctx) -> dict:
     return _stores.queries(ctx.data_dir)
 
@@ -179,7 +219,9 @@ def codes_of(values) -> Codes:
     family = type(values).__module__.split(".")[0]
     if family == "pandas":
         if hasattr(values, "cat"):
-            return Codes(values.cat.codes.to_numpy(), list(values.cat.categories))
+            # the categories themselves, not a copy: the slices of one frame share them, and _concat_codes
+            # re-codes each vocabulary once
+            return Codes(values.cat.codes.to_numpy(), values.cat.categories)
         values = values.to_numpy()
     if family == "polars":
         values = values.to_arrow()

@@ -8,16 +8,15 @@ IDs: the seeded ``boxes_single`` set, as Python ints. Answers: per call, the ima
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from bench.task import Context, System, Task
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
+from bench.tasks import _single as S
+from bench.tasks._single import Lookup, label, numbers
 from bench.tasks._stores import COORDS
-from bench.tasks.labels_one import _sampler
 
 QUERY = "boxes_single"
 COLUMNS = ["ImageID", "LabelName", *COORDS]
+ANSWER = {"LabelName": label("LabelName"), "boxes": numbers(*COORDS)}
 
 
 def _sorted_boxes(ctx, signed: bool = False):
@@ -35,64 +34,6 @@ def _sorted_boxes(ctx, signed: bool = False):
     return table
 
 
-# ------------------------------------------------------------------------------------------------ oicore
-
-
-def _setup_oicore(ctx: Context):
-    import numpy  # noqa: F401
-
-    import oicore
-
-    path = L.oic_path(ctx)
-    opener = oicore.open  # resolves the lazily imported oicore.release first
-    with L.measure(ctx, "load"):
-        release = opener(path)
-    return SimpleNamespace(release=release, keys=L.keys(ctx, QUERY), keep=ctx.keep)
-
-
-def _run_oicore(st):
-    boxes_for_image = st.release.boxes_for_image
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            b = boxes_for_image(k)
-            b.boxes
-            b.label
-            append(b)
-        return st.release, out
-    for k in st.keys:
-        b = boxes_for_image(k)
-        b.boxes
-        b.label
-    return len(st.keys)
-
-
-def _one_oicore(st):
-    boxes_for_image = st.release.boxes_for_image
-
-    def one(k):
-        b = boxes_for_image(k)
-        b.boxes
-        b.label
-
-    return one
-
-
-def _normalize_oicore(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    release, out = result
-    codes = np.concatenate([b.label for b in out]) if out else np.zeros(0, np.int64)
-    coords = np.concatenate([b.boxes for b in out]) if out else np.zeros((0, 4), np.float32)
-    return L.ragged([len(b) for b in out], {"LabelName": L.Codes(codes, release.mids), "boxes": coords})
-
-
-# ------------------------------------------------------------------------------------------------ pandas
-
-
 def _pandas_boxes(ctx):
     import numpy as np
     import pandas as pd
@@ -106,109 +47,32 @@ def _pandas_boxes(ctx):
     return df
 
 
-def _setup_pandas_loc(ctx: Context):
-    df = _pandas_boxes(ctx)
-    return SimpleNamespace(df=df, keys=L.keys_int64(ctx, QUERY, slow=True), keep=ctx.keep, coords=list(COORDS))
+# ------------------------------------------------------------------------------------------------ setups
 
 
-def _run_pandas_loc(st):
-    loc, coords = st.df.loc, st.coords
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = loc[k:k]
-            r[coords].to_numpy()
-            r.LabelName.values
-            append(r)
-        return out
-    for k in st.keys:
-        r = loc[k:k]
-        r[coords].to_numpy()
-        r.LabelName.values
-    return len(st.keys)
+def _oicore(ctx, keys):
+    release = L.open_release(ctx)
+    return {"boxes_for_image": release.boxes_for_image, "release": release}
 
 
-def _one_pandas_loc(st):
-    loc, coords = st.df.loc, st.coords
-
-    def one(k):
-        r = loc[k:k]
-        r[coords].to_numpy()
-        r.LabelName.values
-
-    return one
+def _pandas_loc(ctx, keys):
+    return {"loc": _pandas_boxes(ctx).loc, "coords": list(COORDS)}
 
 
-def _setup_pandas_groupby(ctx: Context):
+def _pandas_groupby(ctx, keys):
     import numpy as np
 
-    keys = [int(k) for k in L.id_array(ctx, QUERY, slow=True).view(np.int64)]
+    wanted = S.groups_of(ctx, QUERY)
     df = _pandas_boxes(ctx)
     with L.measure(ctx, "build"):
-        if not ctx.keep:  # a timing process keeps only the queried images' groups (see labels_one)
-            df = df[df.index.isin(np.asarray(keys, dtype=np.int64))]
+        if wanted is not None:
+            df = df[df.index.isin(np.asarray(wanted, dtype=np.uint64).view(np.int64))]
         groups = {int(k): g for k, g in df.groupby(level=0, sort=False)}
         del df
-    return SimpleNamespace(groups=groups, keys=keys, keep=ctx.keep, coords=list(COORDS))
+    return {"groups": groups, "coords": list(COORDS)}
 
 
-def _run_pandas_groupby(st):
-    groups, coords = st.groups, st.coords
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = groups[k]
-            r[coords].to_numpy()
-            r.LabelName.values
-            append(r)
-        return out
-    for k in st.keys:
-        r = groups[k]
-        r[coords].to_numpy()
-        r.LabelName.values
-    return len(st.keys)
-
-
-def _one_pandas_groupby(st):
-    groups, coords = st.groups, st.coords
-
-    def one(k):
-        r = groups[k]
-        r[coords].to_numpy()
-        r.LabelName.values
-
-    return one
-
-
-def _normalize_frames(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    if result and type(result[0]).__module__.split(".")[0] == "polars":
-        import polars as pl
-
-        whole = pl.concat(result)
-        coords = whole.select(list(COORDS)).to_numpy()
-        labels = L.codes_of(whole.get_column("LabelName"))
-        return L.ragged([r.height for r in result], {"LabelName": labels, "boxes": coords})
-    import pandas as pd
-
-    if not result:
-        return L.ragged([], {"LabelName": L.Codes(np.zeros(0, np.int64), []), "boxes": np.zeros((0, 4))})
-    whole = pd.concat(result)
-    return L.ragged(
-        [len(r) for r in result],
-        {"LabelName": L.codes_of(whole["LabelName"]), "boxes": whole[list(COORDS)].to_numpy()},
-    )
-
-
-# ------------------------------------------------------------------------------------------------ numpy
-
-
-def _setup_numpy(ctx: Context):
+def _numpy(ctx, keys):
     import numpy as np
 
     table = _sorted_boxes(ctx)
@@ -219,60 +83,12 @@ def _setup_numpy(ctx: Context):
         vocab = label.dictionary.to_pylist()
         boxes = np.ascontiguousarray(np.column_stack([table[c].to_numpy() for c in COORDS]))
         uniq, first = np.unique(ids, return_index=True)
-        offsets = np.append(first, len(ids)).tolist()
+        offsets = np.append(first, len(ids)).tolist()  # a list: scalar indexing is ~4x cheaper than numpy's
         del table, ids, label
-    keys = list(L.id_array(ctx, QUERY))  # numpy's own uint64 scalars
-    return SimpleNamespace(uniq=uniq, offsets=offsets, codes=codes, vocab=vocab, boxes=boxes, keys=keys, keep=ctx.keep)
+    return {"search": uniq.searchsorted, "offsets": offsets, "codes": codes, "boxes": boxes, "vocab": vocab}
 
 
-def _run_numpy(st):
-    search, offsets, codes, boxes = st.uniq.searchsorted, st.offsets, st.codes, st.boxes
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            p = search(k)
-            a = offsets[p]
-            b = offsets[p + 1]
-            append((boxes[a:b], codes[a:b]))
-        return st.vocab, out
-    for k in st.keys:
-        p = search(k)
-        a = offsets[p]
-        b = offsets[p + 1]
-        boxes[a:b]
-        codes[a:b]
-    return len(st.keys)
-
-
-def _one_numpy(st):
-    search, offsets, codes, boxes = st.uniq.searchsorted, st.offsets, st.codes, st.boxes
-
-    def one(k):
-        p = search(k)
-        a = offsets[p]
-        b = offsets[p + 1]
-        boxes[a:b]
-        codes[a:b]
-
-    return one
-
-
-def _normalize_numpy(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    vocab, out = result
-    coords = np.concatenate([b for b, _ in out]) if out else np.zeros((0, 4), np.float32)
-    codes = np.concatenate([c for _, c in out]) if out else np.zeros(0, np.int64)
-    return L.ragged([len(c) for _, c in out], {"LabelName": L.Codes(codes, vocab), "boxes": coords})
-
-
-# ------------------------------------------------------------------------------------------------ polars
-
-
-def _setup_polars(ctx: Context):
+def _polars(ctx, keys):
     import polars as pl
 
     table = _sorted_boxes(ctx)
@@ -280,193 +96,76 @@ def _setup_polars(ctx: Context):
         df = pl.from_arrow(table.select(["ImageID", "LabelName", *COORDS]))
         df = df.with_columns(pl.col("ImageID").set_sorted())
         del table
-    return SimpleNamespace(
-        df=df, ids=df.get_column("ImageID"), keys=L.keys(ctx, QUERY, slow=True), keep=ctx.keep, coords=list(COORDS)
-    )
+    return {"search": df.get_column("ImageID").search_sorted, "slice_": df.slice, "coords": list(COORDS)}
 
-
-def _run_polars(st):
-    search, slice_, coords = st.ids.search_sorted, st.df.slice, st.coords
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            a = search(k, "left")
-            r = slice_(a, search(k, "right") - a)
-            r.select(coords).to_numpy()
-            r.get_column("LabelName")
-            append(r)
-        return out
-    for k in st.keys:
-        a = search(k, "left")
-        r = slice_(a, search(k, "right") - a)
-        r.select(coords).to_numpy()
-        r.get_column("LabelName")
-    return len(st.keys)
-
-
-def _one_polars(st):
-    search, slice_, coords = st.ids.search_sorted, st.df.slice, st.coords
-
-    def one(k):
-        a = search(k, "left")
-        r = slice_(a, search(k, "right") - a)
-        r.select(coords).to_numpy()
-        r.get_column("LabelName")
-
-    return one
-
-
-# ------------------------------------------------------------------------------------------------ duckdb
 
 DUCKDB_QUERY = "SELECT LabelName, XMin, XMax, YMin, YMax FROM boxes WHERE ImageID = $1 ORDER BY row"
 
 
-def _setup_duckdb(ctx: Context):
-    import duckdb
-
-    table = _sorted_boxes(ctx)
-    with L.measure(ctx, "build"):
-        con = duckdb.connect()
-        con.register("boxes_arrow", table)
-        con.execute("CREATE TABLE boxes AS SELECT * FROM boxes_arrow")
-        con.unregister("boxes_arrow")
-        del table
-        con.execute("CREATE INDEX boxes_image ON boxes (ImageID)")
-    return SimpleNamespace(con=con, keys=L.keys(ctx, QUERY, slow=True), keep=ctx.keep)
+def _duckdb(ctx, keys):
+    con = L.duckdb_table(ctx, "boxes", lambda: _sorted_boxes(ctx), index="ImageID")
+    return {"execute": con.execute, "query": DUCKDB_QUERY}
 
 
-def _run_duckdb(st):
-    execute = st.con.execute
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-            r["XMin"], r["XMax"], r["YMin"], r["YMax"]
-            r["LabelName"]
-            append(r)
-        return out
-    for k in st.keys:
-        r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-        r["XMin"], r["XMax"], r["YMin"], r["YMax"]
-        r["LabelName"]
-    return len(st.keys)
-
-
-def _one_duckdb(st):
-    execute = st.con.execute
-
-    def one(k):
-        r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-        r["XMin"], r["XMax"], r["YMin"], r["YMax"]
-        r["LabelName"]
-
-    return one
-
-
-def _normalize_fetchnumpy(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    labels = np.concatenate([np.asarray(r["LabelName"], dtype=object) for r in result]) if result else []
-    coords = (
-        np.concatenate([np.column_stack([np.asarray(r[c]) for c in COORDS]) for r in result])
-        if result
-        else np.zeros((0, 4))
-    )
-    return L.ragged([len(r["XMin"]) for r in result], {"LabelName": L.codes_of(labels), "boxes": coords})
-
-
-# ------------------------------------------------------------------------------------------------ lance
-
-LANCE_COLUMNS = ["LabelName", *COORDS]
-
-
-def _setup_lance(ctx: Context):
+def _lance(ctx, keys):
     (boxes,) = LN.open_datasets(ctx, "boxes")
-    return SimpleNamespace(boxes=boxes, keys=L.keys(ctx, QUERY, slow=L.indexed_scan_calls), keep=ctx.keep)
+    return {"boxes": boxes, "scan": LN.scan, "where": LN.image_filter, "columns": ["LabelName", *COORDS]}
 
 
-def _one_lance(st):
-    boxes, scan, where = st.boxes, LN.scan, LN.image_filter
-
-    def one(k):
-        r = scan(boxes, LANCE_COLUMNS, where(k))
-        r["XMin"], r["XMax"], r["YMin"], r["YMax"]
-        r["LabelName"]
-        return r
-
-    return one
+def _oicore_answer(r, names):
+    return L.Codes(r.label, names["release"].mids)
 
 
-def _run_lance(st):
-    one = _one_lance(st)
-    if st.keep:
-        return [one(k) for k in st.keys]
-    for k in st.keys:
-        one(k)
-    return len(st.keys)
+SYSTEMS = (
+    Lookup(
+        "oicore", ("oicore", "numpy"), _oicore, "r = boxes_for_image(k); r.boxes; r.label",
+        {"LabelName": _oicore_answer, "boxes": lambda r, names: r.boxes}, prepare=L.prepare_oic,
+        note="boxes_for_image = release.boxes_for_image",
+    ),
+    Lookup(
+        "pandas", ("pandas", "pyarrow", "numpy"), _pandas_loc, "r = loc[k:k]; r[coords].to_numpy(); r.LabelName.values",
+        ANSWER, keys="int64", calls=L.slow_calls, note="loc = df.loc: sorted index",
+    ),
+    Lookup(
+        "pandas-groupby", ("pandas", "pyarrow", "numpy"), _pandas_groupby,
+        "r = groups[k]; r[coords].to_numpy(); r.LabelName.values", ANSWER, keys="int64", calls=L.slow_calls,
+        note="dict of the groupby's frames",
+    ),
+    Lookup(
+        "numpy", ("numpy", "pyarrow"), _numpy, "p = search(k); a = offsets[p]; b = offsets[p + 1]; r = (boxes[a:b], codes[a:b])",
+        {"LabelName": lambda r, names: L.Codes(r[1], names["vocab"]), "boxes": lambda r, names: r[0]}, keys="numpy",
+        note="search = ids.searchsorted: sorted IDs, CSR offsets",
+    ),
+    Lookup(
+        "polars", ("polars", "pyarrow"), _polars,
+        'a = search(k, "left"); r = slice_(a, search(k, "right") - a); r.select(coords).to_numpy(); r.get_column("LabelName")',
+        ANSWER, calls=L.slow_calls, note="search = ids.search_sorted, slice_ = df.slice",
+    ),
+    Lookup(
+        "duckdb", ("duckdb", "pyarrow", "numpy"), _duckdb,
+        'r = execute(query, [k]).fetchnumpy(); r["XMin"], r["XMax"], r["YMin"], r["YMax"]; r["LabelName"]', ANSWER,
+        calls=L.slow_calls, note=f'query = "{DUCKDB_QUERY}"; ART index on ImageID',
+    ),
+    Lookup(
+        "lance", LN.MODULES, _lance,
+        'r = scan(boxes, columns, where(k)); r["XMin"], r["XMax"], r["YMin"], r["YMax"]; r["LabelName"]', ANSWER,
+        calls=L.indexed_scan_calls, prepare=LN.prepare,
+        note=f'scan = ds.to_table(columns=..., filter="{LN.image_filter("k")}", scan_in_order=True); BTREE index on ImageID',
+    ),
+)  # fmt: skip
 
 
-TASK = Task(
-    name="boxes_image",
-    title="boxes of one image (`boxes_for_image(id)`), one call at a time over random IDs",
-    inputs=(),
-    systems=(
-        System(
-            "oicore", ("oicore", "numpy"), _setup_oicore, _run_oicore,
-            "b = release.boxes_for_image(k); b.boxes; b.label",
-            prepare=L.prepare_oic, normalize=_normalize_oicore, sample=_sampler(_one_oicore),
-        ),
-        System(
-            "pandas", ("pandas", "pyarrow", "numpy"), _setup_pandas_loc, _run_pandas_loc,
-            "r = df.loc[k:k]; r[COORDS].to_numpy(); r.LabelName.values  (sorted index)",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_loc),
-            calls=L.slow_calls,
-        ),
-        System(
-            "pandas-groupby", ("pandas", "pyarrow", "numpy"), _setup_pandas_groupby, _run_pandas_groupby,
-            "r = groups[k]; r[COORDS].to_numpy(); r.LabelName.values  (dict of the groupby's frames)",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_groupby),
-            calls=L.slow_calls,
-        ),
-        System(
-            "numpy", ("numpy", "pyarrow"), _setup_numpy, _run_numpy,
-            "p = ids.searchsorted(k); a, b = offsets[p], offsets[p + 1]; boxes[a:b]; codes[a:b]",
-            prepare=L.prepare_typed, normalize=_normalize_numpy, sample=_sampler(_one_numpy),
-        ),
-        System(
-            "polars", ("polars", "pyarrow"), _setup_polars, _run_polars,
-            "a = ids.search_sorted(k); r = df.slice(a, n); r.select(COORDS).to_numpy(); r['LabelName']",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.slow_calls,
-        ),
-        System(
-            "duckdb", ("duckdb", "pyarrow", "numpy"), _setup_duckdb, _run_duckdb,
-            f'con.execute("{DUCKDB_QUERY}", [k]).fetchnumpy()  (ART index on ImageID)',
-            prepare=L.prepare_typed, normalize=_normalize_fetchnumpy, sample=_sampler(_one_duckdb),
-            calls=L.slow_calls,
-        ),
-        System(
-            "lance", LN.MODULES, _setup_lance, _run_lance,
-            f'r = ds.to_table(columns=["LabelName", *COORDS], filter="{LN.image_filter("k")}", scan_in_order=True)  '
-            "(BTREE index on ImageID)",
-            prepare=LN.prepare, normalize=_normalize_fetchnumpy, sample=_sampler(_one_lance),
-            calls=L.indexed_scan_calls,
-        ),
-    ),  # fmt: skip
-    fingerprint=L.fingerprint,
-    quick=L.quick,
-    result_bytes=lambda result: None,  # thousands of small answers: their size says nothing
-    describe=L.describe,
-    throughput=False,
-    calls=L._stores.SINGLE_CALLS,
+TASK = S.task(
+    "boxes_image",
+    "boxes of one image (`boxes_for_image(id)`), one call at a time over random IDs",
+    QUERY,
+    SYSTEMS,
     note=(
         "per call = the timed loop's median ÷ calls; p50/p99 = single calls timed one by one (timer cost "
         "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs, Lance "
         "(a query planned per call) the first 200; the answers of every system to the first 2,000 are checked "
         "(below scale 0.1, a fifth of each). pandas-groupby: the setup figures are the whole "
-        "dict's; its timing processes build the groups of the queried IDs only."
+        "dict's (below scale 0.1, the queried IDs' groups only); its timing processes build the groups of the "
+        "queried IDs only."
     ),
 )

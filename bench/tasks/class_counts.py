@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.task import Context, System, Task
+from bench.task import Context, System
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 
@@ -16,16 +16,9 @@ KEYS = ["LabelName", "split", "Source"]
 
 
 def _setup_oicore(ctx: Context):
-    import numpy  # noqa: F401
     import pandas  # noqa: F401  (class_counts returns a DataFrame)
 
-    import oicore
-
-    path = L.oic_path(ctx)
-    opener = oicore.open  # resolves the lazily imported oicore.release first
-    with L.measure(ctx, "load"):
-        release = opener(path)
-    return SimpleNamespace(release=release)
+    return SimpleNamespace(release=L.open_release(ctx))
 
 
 def _run_oicore(st):
@@ -75,15 +68,7 @@ DUCKDB_QUERY = "SELECT LabelName, split, Source, count(*) AS count FROM boxes GR
 
 
 def _setup_duckdb(ctx: Context):
-    import duckdb
-
-    table = _boxes(ctx)
-    with L.measure(ctx, "build"):
-        con = duckdb.connect()
-        con.register("boxes_arrow", table)
-        con.execute("CREATE TABLE boxes AS SELECT * FROM boxes_arrow")
-        con.unregister("boxes_arrow")
-    return SimpleNamespace(con=con)
+    return SimpleNamespace(con=L.duckdb_table(ctx, "boxes", lambda: _boxes(ctx)))
 
 
 def _run_duckdb(st):
@@ -122,10 +107,9 @@ def _normalize(result):
     return L.ragged(None, columns, calls=1)
 
 
-TASK = Task(
+TASK = L.lookup_task(
     name="class_counts",
     title="boxes per class, split and Source (`class_counts()`), a full-scan aggregate",
-    inputs=(),
     systems=(
         System(
             "oicore", ("oicore", "numpy", "pandas"), _setup_oicore, _run_oicore, "release.class_counts()",
@@ -156,11 +140,6 @@ TASK = Task(
             prepare=LN.prepare, normalize=_normalize,
         ),
     ),  # fmt: skip
-    fingerprint=L.fingerprint,
-    quick=L.quick,
-    result_bytes=L.result_bytes,
-    describe=L.describe,
-    throughput=False,
     runs=3,
     note="median of 3 timed calls per process (1 below scale 0.1), after one untimed call.",
 )

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.task import Context, System, Task
+from bench.task import Context, System
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
-from bench.tasks.boxes_class import REPS, _repeat
+from bench.tasks.boxes_class import REPS, _repeat, repeating, slow_reps
 
 COLUMNS = ["ImageID", "LabelName", "Confidence"]
 
@@ -27,15 +27,7 @@ def _human(ctx):
 
 
 def _setup_oicore(ctx: Context):
-    import numpy  # noqa: F401
-
-    import oicore
-
-    path = L.oic_path(ctx)
-    opener = oicore.open  # resolves the lazily imported oicore.release first
-    with L.measure(ctx, "load"):
-        release = opener(path)
-    return SimpleNamespace(release=release, mid=_mid(ctx))
+    return SimpleNamespace(release=L.open_release(ctx), mid=_mid(ctx))
 
 
 def _run_oicore(st):
@@ -93,16 +85,7 @@ DUCKDB_QUERY = "SELECT DISTINCT ImageID FROM human WHERE LabelName = $1 AND Conf
 
 
 def _setup_duckdb(ctx: Context):
-    import duckdb
-
-    table = _human(ctx)
-    with L.measure(ctx, "build"):
-        con = duckdb.connect()
-        con.register("human_arrow", table)
-        con.execute("CREATE TABLE human AS SELECT * FROM human_arrow")
-        con.unregister("human_arrow")
-        del table
-    return SimpleNamespace(con=con, mid=_mid(ctx))
+    return SimpleNamespace(con=L.duckdb_table(ctx, "human", lambda: _human(ctx)), mid=_mid(ctx))
 
 
 def _run_duckdb(st):
@@ -136,52 +119,47 @@ def _validate_oicore(result) -> None:
     assert len(result) < 2 or bool(np.all(result[1:] > result[:-1])), "images_with is not sorted and unique"
 
 
-TASK = Task(
+TASK = L.lookup_task(
     name="images_with",
     title="images with a positive human label for one class (`images_with(label)`)",
-    inputs=(),
     systems=(
         System(
-            "oicore", ("oicore", "numpy"), _setup_oicore, _repeat(_run_oicore), "release.images_with(mid)",
+            "oicore", ("oicore", "numpy"), repeating(_setup_oicore), _repeat(_run_oicore), "release.images_with(mid)",
             first=_run_oicore, prepare=L.prepare_oic, normalize=_normalize, validate=_validate_oicore,
         ),
         System(
-            "pandas", ("pandas", "pyarrow", "numpy"), _setup_pandas, _repeat(_run_pandas),
+            "pandas", ("pandas", "pyarrow", "numpy"), repeating(_setup_pandas), _repeat(_run_pandas),
             'np.sort(df.loc[(df.LabelName == mid) & (df.Confidence > 0), "ImageID"].unique())',
             first=_run_pandas, prepare=L.prepare_typed, normalize=_normalize,
         ),
         System(
-            "pandas-groupby", ("pandas", "pyarrow", "numpy"), _setup_pandas_groupby, _repeat(_run_pandas_groupby),
+            "pandas-groupby", ("pandas", "pyarrow", "numpy"), repeating(_setup_pandas_groupby), _repeat(_run_pandas_groupby),
             "groups[mid]  (sorted unique IDs per class of the positive rows, built once)",
             first=_run_pandas_groupby, prepare=L.prepare_typed, normalize=_normalize,
         ),
         System(
-            "polars", ("polars", "pyarrow"), _setup_polars, _repeat(_run_polars),
+            "polars", ("polars", "pyarrow"), repeating(_setup_polars), _repeat(_run_polars),
             'df.filter((pl.col("LabelName") == mid) & (pl.col("Confidence") > 0))["ImageID"].unique().sort()',
             first=_run_polars, prepare=L.prepare_typed, normalize=_normalize,
         ),
         System(
-            "duckdb", ("duckdb", "pyarrow", "numpy"), _setup_duckdb, _repeat(_run_duckdb),
+            "duckdb", ("duckdb", "pyarrow", "numpy"), repeating(_setup_duckdb, slow_reps), _repeat(_run_duckdb),
             f'con.sql("{DUCKDB_QUERY}", params=[mid]).fetchnumpy()',
-            first=_run_duckdb, prepare=L.prepare_typed, normalize=_normalize,
+            first=_run_duckdb, prepare=L.prepare_typed, normalize=_normalize, calls=slow_reps,
         ),
         System(
-            "lance", LN.MODULES, _setup_lance, _repeat(_run_lance),
+            "lance", LN.MODULES, repeating(_setup_lance, slow_reps), _repeat(_run_lance),
             f'np.unique(ds.to_table(columns=["ImageID"], filter="{LN.label_filter("mid")} AND Confidence > 0")'
             '["ImageID"].to_numpy())  (BITMAP index on LabelName)',
-            first=_run_lance, prepare=LN.prepare, normalize=_normalize,
+            first=_run_lance, prepare=LN.prepare, normalize=_normalize, calls=slow_reps,
         ),
     ),  # fmt: skip
-    fingerprint=L.fingerprint,
-    quick=L.quick,
-    result_bytes=L.result_bytes,
-    describe=L.describe,
-    throughput=False,
     calls=REPS,
     runs=3,
     cold=True,
     note=(
-        "per call = a timed run of 20 calls ÷ 20 (3 runs per process, 1 below scale 0.1, after an untimed run); "
+        "per call = a timed run of 20 calls ÷ 20 (3 runs per process, 1 below scale 0.1, after an untimed run; "
+        "below scale 0.1, duckdb and Lance make 4 calls a run); "
         "cold (1st call) = "
         "the first call in a fresh process, after open/load and any build in setup."
     ),

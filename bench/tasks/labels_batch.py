@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.task import Context, System, Task
+from bench.task import Context, System
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks.labels_one import _numpy_csr, _pandas_frame, duckdb_labels
@@ -21,13 +21,7 @@ QUERY = "labels_batch"
 
 
 def _setup_oicore(ctx: Context):
-    import oicore
-
-    path = L.oic_path(ctx)
-    opener = oicore.open  # resolves the lazily imported oicore.release first
-    with L.measure(ctx, "load"):
-        release = opener(path)
-    return SimpleNamespace(release=release, ids=L.id_array(ctx, QUERY))
+    return SimpleNamespace(release=L.open_release(ctx), ids=L.id_array(ctx, QUERY))
 
 
 def _run_oicore(st):
@@ -192,10 +186,9 @@ def _len_ids(st):
     return len(st.ids)
 
 
-TASK = Task(
+TASK = L.lookup_task(
     name="labels_batch",
     title="labels of a batch of random known IDs, 1 M from scale 0.1 on (`labels_many(ids)`)",
-    inputs=(),
     systems=(
         System(
             "oicore", ("oicore", "numpy"), _setup_oicore, _run_oicore, "release.labels_many(ids)",
@@ -229,11 +222,6 @@ TASK = Task(
             prepare=LN.prepare, normalize=_normalize_numpy,
         ),
     ),  # fmt: skip
-    fingerprint=L.fingerprint,
-    quick=L.quick,
-    result_bytes=L.result_bytes,
-    describe=L.describe,
-    throughput=False,
     calls=L._stores.batch_size,
     rate="IDs/s",
     note=(

@@ -13,73 +13,16 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.task import Context, System, Task
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
+from bench.tasks import _single as S
+from bench.tasks._single import Lookup, label, numbers
 
 QUERY = "labels_single"
+ANSWER = {"LabelName": label("LabelName"), "Confidence": numbers("Confidence")}
 
 
-def _count(st):
-    return len(st.keys)
-
-
-# ------------------------------------------------------------------------------------------------ oicore
-
-
-def _setup_oicore(ctx: Context):
-    import numpy  # noqa: F401
-
-    import oicore
-
-    path = L.oic_path(ctx)
-    opener = oicore.open  # resolves the lazily imported oicore.release first
-    with L.measure(ctx, "load"):
-        release = opener(path)
-    return SimpleNamespace(release=release, keys=L.keys(ctx, QUERY), keep=ctx.keep)
-
-
-def _run_oicore(st):
-    labels = st.release.labels
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = labels(k)
-            r.label
-            r.confidence
-            append(r)
-        return st.release, out
-    for k in st.keys:
-        r = labels(k)
-        r.label
-        r.confidence
-    return len(st.keys)
-
-
-def _one_oicore(st):
-    labels = st.release.labels
-
-    def one(k):
-        r = labels(k)
-        r.label
-        r.confidence
-
-    return one
-
-
-def _normalize_oicore(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    release, out = result
-    codes = np.concatenate([r.label for r in out]) if out else np.zeros(0, np.int64)
-    conf = np.concatenate([r.confidence for r in out]) if out else np.zeros(0, np.float32)
-    return L.ragged([len(r) for r in out], {"LabelName": L.Codes(codes, release.mids), "Confidence": conf})
-
-
-# ------------------------------------------------------------------------------------------------ pandas
+# ------------------------------------------------------------------------------------------------ the peers' tables
 
 
 def _pandas_frame(ctx):
@@ -99,112 +42,6 @@ def _pandas_frame(ctx):
     return df
 
 
-def _setup_pandas_loc(ctx: Context):
-    df = _pandas_frame(ctx)
-    return SimpleNamespace(df=df, keys=L.keys_int64(ctx, QUERY, slow=True), keep=ctx.keep)
-
-
-def _run_pandas_loc(st):
-    loc = st.df.loc
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = loc[k:k]
-            r.LabelName.values
-            r.Confidence.values
-            append(r)
-        return out
-    for k in st.keys:
-        r = loc[k:k]
-        r.LabelName.values
-        r.Confidence.values
-    return len(st.keys)
-
-
-def _one_pandas_loc(st):
-    loc = st.df.loc
-
-    def one(k):
-        r = loc[k:k]
-        r.LabelName.values
-        r.Confidence.values
-
-    return one
-
-
-def _normalize_frames(result):
-    """A list of pandas or polars frames with LabelName and Confidence columns."""
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    if result and type(result[0]).__module__.split(".")[0] == "polars":
-        import polars as pl
-
-        whole = pl.concat(result) if result else None
-        labels = L.codes_of(whole["LabelName"]) if whole is not None else L.Codes(np.zeros(0, np.int64), [])
-        conf = whole["Confidence"].to_numpy() if whole is not None else np.zeros(0)
-        return L.ragged([r.height for r in result], {"LabelName": labels, "Confidence": conf})
-    import pandas as pd
-
-    whole = pd.concat(result) if result else None
-    labels = L.codes_of(whole["LabelName"]) if whole is not None else L.Codes(np.zeros(0, np.int64), [])
-    conf = whole["Confidence"].to_numpy() if whole is not None else np.zeros(0)
-    return L.ragged([len(r) for r in result], {"LabelName": labels, "Confidence": conf})
-
-
-def _setup_pandas_groupby(ctx: Context):
-    import numpy as np
-    import pandas as pd
-
-    keys = L.keys(ctx, QUERY, slow=True)
-    table = L.labels_table(ctx)
-    with L.measure(ctx, "build"):
-        df = table.select(["LabelName", "Confidence"]).to_pandas()
-        df.index = pd.Index(table["ImageID"].to_numpy(), name="ImageID")
-        del table
-        if not ctx.keep:
-            # A timing process keeps only the queried images' groups: the full dict takes minutes to build
-            # (the check process builds all of it, and its time and memory are the ones reported).
-            df = df[df.index.isin(np.asarray(keys, dtype=np.uint64))]
-        groups = {int(k): g for k, g in df.groupby(level=0, sort=False)}
-        del df
-    return SimpleNamespace(groups=groups, keys=keys, keep=ctx.keep)
-
-
-def _run_pandas_groupby(st):
-    groups = st.groups
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = groups[k]
-            r.LabelName.values
-            r.Confidence.values
-            append(r)
-        return out
-    for k in st.keys:
-        r = groups[k]
-        r.LabelName.values
-        r.Confidence.values
-    return len(st.keys)
-
-
-def _one_pandas_groupby(st):
-    groups = st.groups
-
-    def one(k):
-        r = groups[k]
-        r.LabelName.values
-        r.Confidence.values
-
-    return one
-
-
-# ------------------------------------------------------------------------------------------------ numpy
-
-
 def _numpy_csr(ctx):
     """Sorted unique IDs, row offsets per ID (CSR), label codes and confidences as numpy arrays."""
     import numpy as np
@@ -222,64 +59,49 @@ def _numpy_csr(ctx):
     return SimpleNamespace(uniq=uniq, offsets=offsets, codes=codes, vocab=vocab, conf=conf)
 
 
-def _setup_numpy(ctx: Context):
+DUCKDB_QUERY = "SELECT LabelName, Confidence FROM labels WHERE ImageID = $1 ORDER BY row"
+
+
+def duckdb_labels(ctx):
+    """An in-memory DuckDB table of the labels with an ART index on ImageID (default threads)."""
+    return L.duckdb_table(ctx, "labels", lambda: L.labels_table(ctx), index="ImageID")
+
+
+# ------------------------------------------------------------------------------------------------ setups
+
+
+def _oicore(ctx, keys):
+    release = L.open_release(ctx)
+    return {"labels": release.labels, "release": release}
+
+
+def _pandas_loc(ctx, keys):
+    return {"loc": _pandas_frame(ctx).loc}
+
+
+def _pandas_groupby(ctx, keys):
     import numpy as np
+    import pandas as pd
 
-    st = _numpy_csr(ctx)
-    st.keys = list(L.id_array(ctx, QUERY).astype(np.uint64))  # numpy's own scalars
-    st.keep = ctx.keep
-    return st
-
-
-def _run_numpy(st):
-    search, offsets, codes, conf = st.uniq.searchsorted, st.offsets, st.codes, st.conf
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            p = search(k)
-            a = offsets[p]
-            b = offsets[p + 1]
-            r = (codes[a:b], conf[a:b])
-            append(r)
-        return st.vocab, out
-    for k in st.keys:
-        p = search(k)
-        a = offsets[p]
-        b = offsets[p + 1]
-        codes[a:b]
-        conf[a:b]
-    return len(st.keys)
+    wanted = S.groups_of(ctx, QUERY)
+    table = L.labels_table(ctx)
+    with L.measure(ctx, "build"):
+        df = table.select(["LabelName", "Confidence"]).to_pandas()
+        df.index = pd.Index(table["ImageID"].to_numpy(), name="ImageID")
+        del table
+        if wanted is not None:
+            df = df[df.index.isin(np.asarray(wanted, dtype=np.uint64))]
+        groups = {int(k): g for k, g in df.groupby(level=0, sort=False)}
+        del df
+    return {"groups": groups}
 
 
-def _one_numpy(st):
-    search, offsets, codes, conf = st.uniq.searchsorted, st.offsets, st.codes, st.conf
-
-    def one(k):
-        p = search(k)
-        a = offsets[p]
-        b = offsets[p + 1]
-        codes[a:b]
-        conf[a:b]
-
-    return one
+def _numpy(ctx, keys):
+    csr = _numpy_csr(ctx)
+    return {"search": csr.uniq.searchsorted, "offsets": csr.offsets, "codes": csr.codes, "conf": csr.conf, "vocab": csr.vocab}
 
 
-def _normalize_numpy(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    vocab, out = result
-    codes = np.concatenate([c for c, _ in out]) if out else np.zeros(0, np.int64)
-    conf = np.concatenate([f for _, f in out]) if out else np.zeros(0)
-    return L.ragged([len(c) for c, _ in out], {"LabelName": L.Codes(codes, vocab), "Confidence": conf})
-
-
-# ------------------------------------------------------------------------------------------------ polars
-
-
-def _setup_polars(ctx: Context):
+def _polars(ctx, keys):
     import polars as pl
 
     table = L.labels_table(ctx)
@@ -287,197 +109,73 @@ def _setup_polars(ctx: Context):
         df = pl.from_arrow(table.select(["ImageID", "LabelName", "Confidence"]))
         df = df.with_columns(pl.col("ImageID").set_sorted())
         del table
-    return SimpleNamespace(df=df, ids=df.get_column("ImageID"), keys=L.keys(ctx, QUERY, slow=True), keep=ctx.keep)
+    return {"search": df.get_column("ImageID").search_sorted, "slice_": df.slice}
 
 
-def _run_polars(st):
-    search, slice_ = st.ids.search_sorted, st.df.slice
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            a = search(k, "left")
-            r = slice_(a, search(k, "right") - a)
-            r.get_column("LabelName")
-            r.get_column("Confidence")
-            append(r)
-        return out
-    for k in st.keys:
-        a = search(k, "left")
-        r = slice_(a, search(k, "right") - a)
-        r.get_column("LabelName")
-        r.get_column("Confidence")
-    return len(st.keys)
+def _duckdb(ctx, keys):
+    return {"execute": duckdb_labels(ctx).execute, "query": DUCKDB_QUERY}
 
 
-def _one_polars(st):
-    search, slice_ = st.ids.search_sorted, st.df.slice
-
-    def one(k):
-        a = search(k, "left")
-        r = slice_(a, search(k, "right") - a)
-        r.get_column("LabelName")
-        r.get_column("Confidence")
-
-    return one
-
-
-# ------------------------------------------------------------------------------------------------ duckdb
-
-DUCKDB_QUERY = "SELECT LabelName, Confidence FROM labels WHERE ImageID = $1 ORDER BY row"
-
-
-def duckdb_labels(ctx):
-    """An in-memory DuckDB table of the labels with an ART index on ImageID (default threads)."""
-    import duckdb
-
-    table = L.labels_table(ctx)
-    with L.measure(ctx, "build"):
-        con = duckdb.connect()
-        con.register("labels_arrow", table)
-        con.execute("CREATE TABLE labels AS SELECT * FROM labels_arrow")
-        con.unregister("labels_arrow")
-        del table
-        con.execute("CREATE INDEX labels_image ON labels (ImageID)")
-    return con
-
-
-def _setup_duckdb(ctx: Context):
-    con = duckdb_labels(ctx)
-    return SimpleNamespace(con=con, keys=L.keys(ctx, QUERY, slow=True), keep=ctx.keep)
-
-
-def _run_duckdb(st):
-    execute = st.con.execute
-    if st.keep:
-        out = []
-        append = out.append
-        for k in st.keys:
-            r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-            r["LabelName"]
-            r["Confidence"]
-            append(r)
-        return out
-    for k in st.keys:
-        r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-        r["LabelName"]
-        r["Confidence"]
-    return len(st.keys)
-
-
-def _one_duckdb(st):
-    execute = st.con.execute
-
-    def one(k):
-        r = execute(DUCKDB_QUERY, [k]).fetchnumpy()
-        r["LabelName"]
-        r["Confidence"]
-
-    return one
-
-
-def _normalize_fetchnumpy(result):
-    import numpy as np
-
-    if isinstance(result, int):
-        return {"calls": result}
-    labels = np.concatenate([np.asarray(r["LabelName"], dtype=object) for r in result]) if result else []
-    conf = np.concatenate([np.asarray(r["Confidence"]) for r in result]) if result else np.zeros(0)
-    return L.ragged([len(r["Confidence"]) for r in result], {"LabelName": L.codes_of(labels), "Confidence": conf})
-
-
-# ------------------------------------------------------------------------------------------------ lance
-
-LANCE_COLUMNS = ["LabelName", "Confidence"]
-
-
-def _setup_lance(ctx: Context):
+def _lance(ctx, keys):
     import pyarrow as pa
 
     human, machine = LN.open_datasets(ctx, "human_labels", "machine_labels")
-    keys = L.keys(ctx, QUERY, slow=L.indexed_scan_calls)
-    return SimpleNamespace(human=human, machine=machine, concat=pa.concat_tables, keys=keys, keep=ctx.keep)
+    return {"human": human, "machine": machine, "concat": pa.concat_tables, "scan": LN.scan,
+            "where": LN.image_filter, "columns": ["LabelName", "Confidence"]}  # fmt: skip
 
 
-def _one_lance(st):
-    human, machine, concat, scan, where = st.human, st.machine, st.concat, LN.scan, LN.image_filter
-
-    def one(k):
-        f = where(k)
-        r = concat([scan(human, LANCE_COLUMNS, f), scan(machine, LANCE_COLUMNS, f)])
-        r["LabelName"]
-        r["Confidence"]
-        return r
-
-    return one
+def _oicore_labels(r, names):
+    return L.Codes(r.label, names["release"].mids)
 
 
-def _run_lance(st):
-    one = _one_lance(st)
-    if st.keep:
-        return [one(k) for k in st.keys]
-    for k in st.keys:
-        one(k)
-    return len(st.keys)
+def _numpy_labels(r, names):
+    return L.Codes(r[0], names["vocab"])
 
 
-def _sampler(make_one):
-    def sample(st):
-        return L.latency_sample(make_one(st), st.keys)
+SYSTEMS = (
+    Lookup(
+        "oicore", ("oicore", "numpy"), _oicore, "r = labels(k); r.label; r.confidence",
+        {"LabelName": _oicore_labels, "Confidence": lambda r, names: r.confidence}, prepare=L.prepare_oic,
+        note="labels = release.labels",
+    ),
+    Lookup(
+        "pandas", ("pandas", "pyarrow", "numpy"), _pandas_loc, "r = loc[k:k]; r.LabelName.values; r.Confidence.values",
+        ANSWER, keys="int64", calls=L.slow_calls, note="loc = df.loc: sorted index, categorical labels",
+    ),
+    Lookup(
+        "pandas-groupby", ("pandas", "pyarrow", "numpy"), _pandas_groupby,
+        "r = groups[k]; r.LabelName.values; r.Confidence.values", ANSWER, calls=L.slow_calls,
+        note="dict of the groupby's frames, built once",
+    ),
+    Lookup(
+        "numpy", ("numpy", "pyarrow"), _numpy, "p = search(k); a = offsets[p]; b = offsets[p + 1]; r = (codes[a:b], conf[a:b])",
+        {"LabelName": _numpy_labels, "Confidence": lambda r, names: r[1]}, keys="numpy",
+        note="search = ids.searchsorted: sorted IDs, CSR offsets",
+    ),
+    Lookup(
+        "polars", ("polars", "pyarrow"), _polars,
+        'a = search(k, "left"); r = slice_(a, search(k, "right") - a); r.get_column("LabelName"); r.get_column("Confidence")',
+        ANSWER, calls=L.slow_calls, note="search = ids.search_sorted, slice_ = df.slice",
+    ),
+    Lookup(
+        "duckdb", ("duckdb", "pyarrow", "numpy"), _duckdb,
+        'r = execute(query, [k]).fetchnumpy(); r["LabelName"]; r["Confidence"]', ANSWER, calls=L.slow_calls,
+        note=f'query = "{DUCKDB_QUERY}"; ART index on ImageID',
+    ),
+    Lookup(
+        "lance", LN.MODULES, _lance,
+        'f = where(k); r = concat([scan(human, columns, f), scan(machine, columns, f)]); r["LabelName"]; r["Confidence"]',
+        ANSWER, calls=L.indexed_scan_calls, prepare=LN.prepare,
+        note=f'scan = ds.to_table(columns=..., filter="{LN.image_filter("k")}", scan_in_order=True); BTREE index on ImageID',
+    ),
+)  # fmt: skip
 
-    return sample
 
-
-TASK = Task(
-    name="labels_one",
-    title="labels of one image (`labels(id)`), one call at a time over random known IDs",
-    inputs=(),
-    systems=(
-        System(
-            "oicore", ("oicore", "numpy"), _setup_oicore, _run_oicore,
-            "r = release.labels(k); r.label; r.confidence",
-            prepare=L.prepare_oic, normalize=_normalize_oicore, sample=_sampler(_one_oicore),
-        ),
-        System(
-            "pandas", ("pandas", "pyarrow", "numpy"), _setup_pandas_loc, _run_pandas_loc,
-            "r = df.loc[k:k]; r.LabelName.values; r.Confidence.values  (sorted index, categorical labels)",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_loc), calls=L.slow_calls,
-        ),
-        System(
-            "pandas-groupby", ("pandas", "pyarrow", "numpy"), _setup_pandas_groupby, _run_pandas_groupby,
-            "r = groups[k]; r.LabelName.values; r.Confidence.values  (dict of the groupby's frames, built once)",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_pandas_groupby),
-            calls=L.slow_calls,
-        ),
-        System(
-            "numpy", ("numpy", "pyarrow"), _setup_numpy, _run_numpy,
-            "p = ids.searchsorted(k); a, b = offsets[p], offsets[p + 1]; codes[a:b]; conf[a:b]",
-            prepare=L.prepare_typed, normalize=_normalize_numpy, sample=_sampler(_one_numpy),
-        ),
-        System(
-            "polars", ("polars", "pyarrow"), _setup_polars, _run_polars,
-            "a = ids.search_sorted(k); r = df.slice(a, ids.search_sorted(k, 'right') - a); r['LabelName']; r['Confidence']",
-            prepare=L.prepare_typed, normalize=_normalize_frames, sample=_sampler(_one_polars), calls=L.slow_calls,
-        ),
-        System(
-            "duckdb", ("duckdb", "pyarrow", "numpy"), _setup_duckdb, _run_duckdb,
-            f'con.execute("{DUCKDB_QUERY}", [k]).fetchnumpy()  (ART index on ImageID)',
-            prepare=L.prepare_typed, normalize=_normalize_fetchnumpy, sample=_sampler(_one_duckdb), calls=L.slow_calls,
-        ),
-        System(
-            "lance", LN.MODULES, _setup_lance, _run_lance,
-            f'r = pa.concat_tables([ds.to_table(columns=["LabelName", "Confidence"], filter="{LN.image_filter("k")}", '
-            "scan_in_order=True) for ds in (human, machine)])  (BTREE index on ImageID)",
-            prepare=LN.prepare, normalize=_normalize_fetchnumpy, sample=_sampler(_one_lance),
-            calls=L.indexed_scan_calls,
-        ),
-    ),  # fmt: skip
-    fingerprint=L.fingerprint,
-    quick=L.quick,
-    result_bytes=lambda result: None,  # thousands of small answers: their size says nothing
-    describe=L.describe,
-    throughput=False,
-    calls=L._stores.SINGLE_CALLS,
+TASK = S.task(
+    "labels_one",
+    "labels of one image (`labels(id)`), one call at a time over random known IDs",
+    QUERY,
+    SYSTEMS,
     note=(
         "per call = the timed loop's median ÷ calls; p50/p99 = up to 2,000 calls timed one by one (timer cost "
         "subtracted). Peers that take tens of µs or more per call time the first 1,000 of the same IDs, Lance "
@@ -485,7 +183,9 @@ TASK = Task(
         "(below scale 0.1, a fifth of each). setup = loading the stored form + building the index or dictionary "
         "(untimed); setup "
         "memory = resident memory it added. pandas keys its index on the IDs' signed 64-bit view: a uint64 "
-        "index makes `.loc` take milliseconds. pandas-groupby: the setup figures are the whole dict's (built in "
-        "the check process); its timing processes build the groups of the queried IDs only, to save minutes."
+        "index makes `.loc` take milliseconds. pandas-groupby: from scale 0.1 on, the setup figures are the whole "
+        "dict's (built in the check process) and its timing processes build the groups of the queried IDs only, "
+        "to save minutes; below scale 0.1 every process builds the queried IDs' groups only (setup figures "
+        "included)."
     ),
 )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench.task import Context, System, Task
+from bench.task import Context, System, Task, same_state
 from bench.tasks import _lance as LN
 from bench.tasks import _lookups as L
 from bench.tasks import _stores
@@ -174,6 +174,7 @@ TASK = Task(
     result_bytes=_result_bytes,
     describe=L.describe,
     throughput=False,
+    reuse=same_state,
     runs=3,
     note=(
         "median of 3 timed opens per process (1 below scale 0.1), after one untimed open (each result dropped before the next); "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from bench.task import Context, System, Task
+from bench.task import Context, System, Task, same_state
 from bench.tasks import _tables
 
 INPUT = "train/annotations-machine.csv"
@@ -110,5 +110,6 @@ TASK = Task(
     fingerprint=_tables.image_labels_fingerprint,
     quick=lambda result: {"rows": _tables.num_rows(result)},
     result_bytes=_tables.result_bytes,
+    reuse=same_state,
     describe=_tables.describe,
 )
