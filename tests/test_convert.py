@@ -694,13 +694,18 @@ def test_rows_checked_a_few_at_a_time_round_trip(tmp_path_factory, tmp_path, mon
     from oicore import converter
 
     src, _, _, _ = tiny(tmp_path_factory)
+    ranges = []
+    real_ranges = converter._ranges
+    monkeypatch.setattr(converter, "_ranges", lambda part, threads: ranges.append(real_ranges(part, threads)) or ranges[-1])
     for chunk in (1, 2, 3):
         monkeypatch.setattr(converter, "_EXACT_CHUNK", chunk)
         monkeypatch.setattr(converter, "_RELEASE_STEP", 4096)
         oic = tmp_path / f"c{chunk}.oic"
-        report, _ = convert_quiet(src, oic)
+        # Small reader blocks give checkpoints: long parts are checked as several ranges side by side.
+        report, _ = convert_quiet(src, oic, block_size=64, threads=2)
         assert report.exceptions >= 2
         assert_round_trip(oic, src, tmp_path / f"out{chunk}")
+    assert max(len(r) for r in ranges) >= 2
 
 
 def test_text_of_many_chunks_and_parts_missing_the_column_combines_in_order():

@@ -9,6 +9,7 @@ import io
 import math
 import pickle
 
+import numpy as np
 import pytest
 
 from corpus import ANY, CASES, Err, Ok, canonical, table_rows
@@ -31,7 +32,15 @@ def check_table(table, case):
     ok = case.expected
     kind = ok.kind or case.kind
     meta = table.schema.metadata
-    assert set(meta) == {b"oicore.kind", b"oicore.data_offset"}
+    assert set(meta) - {b"oicore.checkpoints"} == {b"oicore.kind", b"oicore.data_offset"}
+    checkpoints = meta.get(b"oicore.checkpoints")
+    if checkpoints is not None:  # the fast reader's: (row, byte offset) of record starts, both rising
+        points = np.frombuffer(checkpoints, np.int64).reshape(-1, 2)
+        if table.num_rows:
+            assert points[0].tolist() == [0, int(meta[b"oicore.data_offset"])]
+            assert (np.diff(points, axis=0) > 0).all() and points[-1, 0] < table.num_rows
+        else:
+            assert len(points) == 0
     assert meta[b"oicore.kind"] == kind.encode()
     # The first record after the header starts at data_offset (convert's exact export checks it byte for byte).
     reference = read_csv_reference(case.data, kind=case.kind).schema.metadata

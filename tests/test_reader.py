@@ -218,3 +218,18 @@ def test_long_dictionary_values_and_empty_optional_numbers_stay_on_the_fast_path
     codes, values, first_code, _ = fast.columns[1]
     assert values == [b"crowdsource-verification"] and first_code == 0 and set(codes.tolist()) == {0}
     assert fast.columns[3][2] == 600  # every IsX-like integer is null
+
+
+@pytest.mark.parametrize("block_size", [64, 100, 4096])
+def test_checkpoints_are_the_starts_of_their_records(tmp_path, block_size):
+    """read_csv records (row, byte offset) where each block's first record starts: convert checks long
+    parts from there side by side."""
+    lines = [b"ImageID,Source,LabelName,Confidence\r\n"] + [f"{i:016x},machine,/m/0{i % 7},0.{i % 10}\n".encode() for i in range(200)]
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    t = oicore.read_csv(path, block_size=block_size)
+    points = np.frombuffer(t.schema.metadata[b"oicore.checkpoints"], np.int64).reshape(-1, 2)
+    starts = np.cumsum([3] + [len(x) for x in lines])  # after the BOM: where line k + 1 starts
+    assert len(points) >= (2 if block_size < 4096 else 1)
+    for row, offset in points.tolist():
+        assert offset == starts[row + 1], (row, offset)

@@ -432,40 +432,55 @@ class _Job:
         sorted_ids = self._sorted_ids if id_name is not None else None
         starts = np.cumsum([0] + [p.rows for p in parts])
 
-        def check(i: int):
-            # The part's rows in file order, a chunk at a time: views of the table's columns (positions in
-            # lookup order when rows were reordered), rendered and compared with the source's bytes.
+        def check(task):
+            # Rows [lo, hi) of a part in file order, from the record at byte `at`, a chunk at a time: views
+            # of the table's columns (positions in lookup order when rows were reordered), rendered and
+            # compared with the source's bytes.
+            i, lo, hi, at = task
             p = parts[i]
             first = int(starts[i])
+            positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
+            exc_rows, texts = [], []
+            with source_bytes(p.source) as source:
+                pos = released = at
+                for a in range(lo, hi, _EXACT_CHUNK):
+                    b = min(a + _EXACT_CHUNK, hi)
+                    if positions is None:
+                        cols = {name: C.slice_rows(col, first + a, first + b) for name, col in decoded.items() if name in p.names}
+                        ids = sorted_ids[first + a : first + b] if sorted_ids is not None else None
+                    else:
+                        chunk = positions[a:b]
+                        cols = {name: C.take_rows(col, chunk) for name, col in decoded.items() if name in p.names}
+                        ids = sorted_ids[chunk] if sorted_ids is not None else None
+                    specs = exact.column_specs(p.names, cols, p.rules, ids, vocabulary)
+                    exc, pos = exact.find_exceptions(specs, b - a, source, pos, p.rules["terminator"])
+                    for row, start, end in exc.tolist():
+                        exc_rows.append(a + row)
+                        texts.append(bytes(source[start:end]))
+                    released = _release_pages(source, released, pos)
+                prefix = bytes(source[: p.data_offset]) if lo == 0 else None
+                suffix = bytes(source[pos:]) if hi == p.rows else None
+            return exc_rows, texts, pos, prefix, suffix
+
+        # Parts, and long parts' row ranges (cut where the reader saw a record start), are checked in
+        # parallel: the renderer releases the GIL. Segments are written in order.
+        tasks = [(i, lo, hi, at) for i, p in enumerate(parts) for lo, hi, at in _ranges(p, self.threads)]
+        results = iter(self.pool.map(check, tasks))
+        for i, p in enumerate(parts):
+            exc_rows, texts, prefix, suffix, previous_end = [], [], b"", b"", None
+            for _, lo, hi, at in (t for t in tasks if t[0] == i):
+                rows, got, end, head, tail = next(results)
+                if previous_end is not None and at != previous_end:
+                    raise RuntimeError(f"oicore internal error: {p.source.where}: row {lo} starts at byte {at}, not {previous_end}")
+                exc_rows += rows
+                texts += got
+                prefix = head if head is not None else prefix
+                suffix = tail if tail is not None else suffix
+                previous_end = end
             positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
             file_order = None
             if positions is not None and not _is_sorted_positions(positions):
                 file_order = np.ascontiguousarray(_rank_within(positions)).astype(np.uint32)
-            exc_rows, texts = [], []
-            with source_bytes(p.source) as source:
-                prefix = bytes(source[: p.data_offset])
-                pos = released = p.data_offset
-                for lo in range(0, p.rows, _EXACT_CHUNK):
-                    hi = min(lo + _EXACT_CHUNK, p.rows)
-                    if positions is None:
-                        cols = {name: C.slice_rows(col, first + lo, first + hi) for name, col in decoded.items() if name in p.names}
-                        ids = sorted_ids[first + lo : first + hi] if sorted_ids is not None else None
-                    else:
-                        chunk = positions[lo:hi]
-                        cols = {name: C.take_rows(col, chunk) for name, col in decoded.items() if name in p.names}
-                        ids = sorted_ids[chunk] if sorted_ids is not None else None
-                    specs = exact.column_specs(p.names, cols, p.rules, ids, vocabulary)
-                    exc, pos = exact.find_exceptions(specs, hi - lo, source, pos, p.rules["terminator"])
-                    for row, b, e in exc.tolist():
-                        exc_rows.append(lo + row)
-                        texts.append(bytes(source[b:e]))
-                    released = _release_pages(source, released, pos)
-                suffix = bytes(source[pos:])
-            return file_order, prefix, suffix, exc_rows, texts
-
-        # Parts are checked in parallel (the renderer releases the GIL); segments are written in order.
-        for i, (file_order, prefix, suffix, exc_rows, texts) in enumerate(self.pool.map(check, range(len(parts)))):
-            p = parts[i]
             rules = p.rules
             part_entry = {
                 "name": p.source.name,
@@ -675,6 +690,21 @@ def _runs(sorted_ids: np.ndarray):
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     counts = np.diff(np.r_[starts, len(sorted_ids)])
     return sorted_ids[starts].astype(np.uint64), counts
+
+
+def _ranges(part: Part, threads: int) -> list[tuple[int, int, int]]:
+    """A part's rows as ranges ``(lo, hi, byte offset of row lo)`` to check side by side: cut at the
+    reader's checkpoints into about two per thread when the part is long, else one."""
+    whole = [(0, part.rows, part.data_offset)]
+    cuts = part.checkpoints
+    if part.source.member is not None or part.rows < 2 * _EXACT_CHUNK or len(cuts) < 2 or threads < 2:
+        return whole  # an archive member would be decompressed once per range
+    n = min(2 * threads, part.rows // _EXACT_CHUNK)
+    want = [part.rows * k // n for k in range(1, n)]
+    picked = sorted({int(cuts[min(np.searchsorted(cuts[:, 0], w), len(cuts) - 1), 0]) for w in want} - {0})
+    at = {int(r): int(o) for r, o in cuts}
+    bounds = [0, *picked, part.rows]
+    return [(lo, hi, part.data_offset if lo == 0 else at[lo]) for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
 
 
 def _release_pages(source, released: int, upto: int) -> int:

@@ -149,7 +149,6 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
             arr = pa.array(ids, pa.uint64()) if image_id == "uint64" else pa.array(np.char.mod("%016x", ids).astype(object) if len(ids) else [], pa.string())
         else:
             col = take_rows(table.column(name), positions)
-            nulls = None if col.nulls is None else pa.array(col.nulls)
             if col.encoding == "code":
                 if mids is None:
                     mids = pa.array(store.mids(), pa.string())
@@ -167,7 +166,6 @@ def part_table(store: Store, table, k: int, image_id: str = "hex"):
                     arr = pa.array(values, mask=col.nulls).cast(target if target in ("int8", "int32", "int64", "float64") else pa.float64())
                 except (pa.ArrowInvalid, OverflowError) as e:
                     store.fail(f"table {table.name!r} column {name!r}: stored values do not fit {target} ({e})", table.columns[name].get("segment"))
-                del nulls
         arrays.append(arr)
         names.append(name)
     return pa.table(arrays, names=names)

@@ -450,7 +450,6 @@ class Container:
     def frame_data(self, i: int, k: int) -> bytes:
         """The decompressed frame ``k`` of zstd segment ``i``, its CRC and raw length checked."""
         self._segment_index(i)
-        seg = self.segments[i]
         stored, raw_length, _ = self.block(i, k)
         self._check_block(i, k)
         start = int(self._starts[i][k])

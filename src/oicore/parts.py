@@ -53,6 +53,7 @@ class Part:
     columns: dict[str, Narrow] = field(default_factory=dict)
     ids: np.ndarray | None = None  # uint64 per row, in file order
     splits: tuple[np.ndarray, np.ndarray] | None = None  # (unique IDs, their split codes)
+    checkpoints: np.ndarray | None = None  # int64 (row, byte offset) pairs where records start, from the reader
 
 
 def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set | None, block_size, threads) -> Part:
@@ -66,6 +67,7 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
     names = list(table.column_names)
     data_offset = int(table.schema.metadata[b"oicore.data_offset"])
     part = Part(source, table.num_rows, names, data_offset, _rules(source, names, data_offset, table.num_rows))
+    part.checkpoints = np.frombuffer(table.schema.metadata.get(b"oicore.checkpoints", b""), np.int64).reshape(-1, 2)
     id_name = next((n for n in names if n in ("ImageID", "ImageId")), None)
     for name in names:
         column = table.column(name)

@@ -66,7 +66,9 @@ def read_csv(path, kind: str | None = None, *, block_size: int | None = None, th
         numbers as ``float64``/``int*`` (null where an optional field is
         empty), text exactly as in the file. ``table.schema.metadata[b"oicore.kind"]``
         names the kind; ``b"oicore.data_offset"`` is the byte offset of the first
-        record after the header (and BOM).
+        record after the header (and BOM); ``b"oicore.checkpoints"`` holds int64
+        ``(row, byte offset)`` pairs where records start (one per block read), so a
+        later pass over the text can start in the middle.
 
     Raises
     ------
@@ -366,6 +368,7 @@ class _Reader:
 
         self.terminators = header_lines  # before the chunk being consumed
         self.parts = [[] for _ in self.columns]
+        self.rows, self.checkpoints = 0, []
         # Per dictionary column, the table's vocabulary: values in order of first appearance,
         # added here only, in file order.
         self.vocab = [_csv.Vocabulary() if c.type is ColumnType.DICTIONARY else None for c in self.columns]
@@ -453,6 +456,9 @@ class _Reader:
                 line = 1 + self.terminators + res.err_line
                 raise self._error(res.status, chunk, line, res.err_column, res.err_offset)
         self.terminators += res.lines
+        if res.rows:  # where this chunk's first record starts, and its row number
+            self.checkpoints.append((self.rows, chunk.file_offset + chunk.start))
+            self.rows += res.rows
         for i, col in enumerate(self.columns):
             part = res.columns[i]
             if col.type is ColumnType.DICTIONARY:
@@ -498,7 +504,12 @@ class _Reader:
             atype = _arrow_type(pa, col.type)
             arrays.append(pa.chunked_array(chunks, type=atype))
             fields.append(pa.field(col.name, atype, nullable=True))
-        meta = {b"oicore.kind": self.kind.name.encode(), b"oicore.data_offset": str(self.data_offset).encode()}
+        meta = {
+            b"oicore.kind": self.kind.name.encode(),
+            b"oicore.data_offset": str(self.data_offset).encode(),
+            # (row, byte offset) pairs of record starts, int64: where a pass over the text can start
+            b"oicore.checkpoints": np.array(self.checkpoints, np.int64).reshape(-1, 2).tobytes(),
+        }
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=meta))
 
 
