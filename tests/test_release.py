@@ -730,6 +730,61 @@ def test_batches_name_an_unknown_id_and_its_index(ref):
         release.labels_many(given, missing="skip")
 
 
+@pytest.fixture
+def small_batch_pieces(monkeypatch):
+    """Batches cut into many small ranges on three threads, and every result buffer pooled."""
+    from oicore import _lookup
+
+    monkeypatch.setattr(_lookup, "BATCH_MIN_QUERIES", 7)
+    monkeypatch.setattr(_lookup, "BATCH_MIN_ROWS", 13)
+    old = _lookup._pool_settings(64)
+    oicore.set_num_threads(3)
+    yield
+    oicore.set_num_threads(None)
+    _lookup._pool_settings(old, clear=True)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(source="human"), dict(source="machine", min_confidence=0.7), dict(min_confidence=0.9)], ids=str)
+def test_labels_many_of_every_image_in_small_pieces(ref, kw, small_batch_pieces):
+    """Every image (the first and last ones read rows at the ends of their segments, where the batch leaves its
+    fast path; bare images have none), with unknown IDs between them, in ranges of a few queries."""
+    release = ref.release
+    unknown = ref.unknown_id()
+    ids = [int(i) for i in release.image_ids()]
+    given = np.array(([unknown] + ids[:40] + [unknown] + ids[40:])[::-1], np.uint64)
+    batch = release.labels_many(given, missing="empty", **kw)
+    assert len(batch) == len(given) and batch.offsets[0] == 0 and batch.offsets[-1] == len(batch.label)
+    for j, image_id in enumerate(given.tolist()):
+        label, conf, source = batch[j]
+        if image_id == unknown:
+            assert len(label) == 0
+            continue
+        single = release.labels(image_id, **kw)
+        assert np.array_equal(label, single.label) and np.array_equal(conf, single.confidence) and np.array_equal(source, single.source), j
+    with pytest.raises(KeyError, match=f"{unknown:016x}.*at index {len(ids) - 40}"):
+        release.labels_many(given, **kw)
+
+
+def test_labels_many_results_outlive_later_batches(v4, small_batch_pieces):
+    """Result buffers return to a pool only when the last view of them dies."""
+    release = v4.release
+    ids = v4.sample_ids(n=60, seed=21)
+    first = release.labels_many(ids)
+    label, conf = first.label[5:], first.confidence  # views that outlive the batch object
+    want = [np.array(a, copy=True) for a in (first.offsets, first.label, first.confidence, first.source)]
+    del first
+    gc.collect()
+    for seed in range(10):
+        other = release.labels_many(v4.sample_ids(n=60, seed=100 + seed)[::-1])
+        assert len(other) > 0
+        del other
+    assert np.array_equal(label, want[1][5:]) and np.array_equal(conf, want[2])
+    again = release.labels_many(ids)
+    for a, b in zip((again.offsets, again.label, again.confidence, again.source), want):
+        assert np.array_equal(a, b)
+    assert release.labels_many(np.zeros(0, np.uint64)).offsets.tolist() == [0]
+
+
 # ---- label_matrix ---------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import oicore
@@ -594,3 +595,47 @@ def test_crafted_directories_raise_format_errors_and_never_crash(tmp_path_factor
         pytest.fail(f"crashed (exit {proc.returncode}) on {[described.get(x) for x in last]}: {proc.stderr.decode()[-1500:]}")
     problems = [(described[r["done"]], r["problems"]) for r in lines if r.get("problems")]
     assert not problems, f"{len(problems)} crafted directories raise other errors; first: {problems[:6]}"
+
+
+def _with_segment_bytes(data: bytes, container, seg: int, at: int, new: bytes) -> bytes:
+    """The file with bytes [at, at + len(new)) of a raw segment replaced, its block's CRC and the block table's
+    made valid again: damage that only the lookups' own range checks can catch."""
+    s = container.segments[seg]
+    out = bytearray(data)
+    out[s["offset"] + at : s["offset"] + at + len(new)] = new
+    block = s["first_block"] + at // (1 << 20)
+    start = s["offset"] + (at // (1 << 20)) * (1 << 20)
+    stored = int(container.blocks[block, 0])
+    directory = json.loads(json.dumps(container.directory))
+    table = directory["block_table"]
+    struct.pack_into("<I", out, table["offset"] + 12 * block + 8, crc32c(bytes(out[start : start + stored])))
+    table["crc32c"] = crc32c(bytes(out[table["offset"] : table["offset"] + 12 * table["count"]]))
+    return _rewrite(bytes(out), directory=directory)
+
+
+@pytest.mark.parametrize("table", ["human_labels", "machine_labels"])
+def test_label_offsets_out_of_range_raise_in_batches(tmp_path_factory, tmp_path, table):
+    """Row offsets that decrease (sound CRCs) raise FormatError from labels() and labels_many(), never read
+    outside the table."""
+    from oicore import columns as C
+
+    _, golden, _, _ = tiny(tmp_path_factory)
+    data = golden.read_bytes()
+    with oicore.open(golden) as r:
+        c = r._store.container
+        spec = r._store.directory["tables"][table]["image_rows"]
+        seg, bits = spec["local"]["segment"], spec["local"]["bits"]
+        ids = r.image_ids()
+        local = C.ints_array(c, spec["local"], len(ids) + 1, "local").astype(np.int64) - spec["local"]["base"]
+    local[0], local[1] = (1 << bits) - 1, 0  # image 0: rows [max, 0)
+    packed = sum(int(v) << (i * bits) for i, v in enumerate(local))
+    damaged = _with_segment_bytes(data, c, seg, 0, packed.to_bytes(c.segments[seg]["length"], "little"))
+    p = tmp_path / "x.oic"
+    p.write_bytes(damaged)
+    with oicore.open(p) as r:
+        with pytest.raises(FormatError):
+            r.labels_many(ids[:1])
+        with pytest.raises(FormatError):
+            r.labels_many(ids[::-1], missing="empty")
+        with pytest.raises(FormatError):
+            r.labels(ids[0])

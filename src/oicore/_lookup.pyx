@@ -6,9 +6,10 @@ each 1 MiB block's CRC-32C the first time it is touched (oic_lookup.h). The
 Python layer (``oicore.release``) builds these objects lazily, on first use.
 """
 
+from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.long cimport PyLong_AsUnsignedLongLong
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport SIZE_MAX, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 import numpy as np
@@ -494,86 +495,107 @@ cdef class LabelLookup:
     def labels_many(self, cnp.ndarray ids, source=None, min_confidence=None, missing="raise"):
         """Ragged labels of many images: (offsets int64[n+1], label int32, confidence float32, source uint8).
 
-        Runs without the GIL on ``oicore.get_num_threads()`` threads.
+        Runs without the GIL on ``oicore.get_num_threads()`` threads (oic_batch.h).
         """
-        from oicore.threads import run_ranges
-
         if missing not in ("raise", "empty"):
             raise ValueError(f"missing must be 'raise' or 'empty', got {missing!r}")
-        cdef Batch b = Batch.__new__(Batch)
+        cdef BatchRun b = BatchRun.__new__(BatchRun)
         b.setup(self, source, min_confidence)
-        query = np.ascontiguousarray(ids, dtype=np.uint64)
-        n = len(query)
-        b.query = query
-        b.index = np.empty(n, np.int64)
-        b.count = np.empty(n, np.int64)
-        b.lo = np.empty(max(n * b.ctx.n_tables, 1), np.int64)
-        b.hi = np.empty(max(n * b.ctx.n_tables, 1), np.int64)
-        bad = [j for j in run_ranges(b.count_range, n) if j >= 0]
-        if bad:
-            raise FormatError(f"image row offsets outside their table (query {bad[0]})", path=self.images.path)
-        index = np.asarray(b.index)
-        if missing == "raise":
-            absent = np.flatnonzero(index < 0)
-            if len(absent):
-                raise KeyError(f"image {int(query[absent[0]]):016x} (at index {absent[0]}) is in no table of this release")
-        start = np.zeros(n + 1, np.int64)
-        np.cumsum(b.count, out=start[1:])
-        total = int(start[-1])
-        b.start = start
-        b.label = np.empty(total, np.int32)
-        b.conf = np.empty(total, np.float32)
-        b.src = np.empty(total, np.uint8)
-        b.kept = np.empty(n, np.int64)
-        run_ranges(b.fill_range, n)
-        label, conf, src = np.asarray(b.label), np.asarray(b.conf), np.asarray(b.src)
-        kept = np.asarray(b.kept)
-        if b.ctx.want_source < 0 and b.ctx.threshold <= -1e300:
-            return start, label, conf, src
-        offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(kept, out=offsets[1:])
-        # Row r of image j is kept when it is among the first kept[j] rows of that image.
-        within = np.arange(total) - np.repeat(start[:-1], np.asarray(b.count))
-        keep = within < np.repeat(kept, np.asarray(b.count))
-        return offsets, label[keep], conf[keep], src[keep]
+        return b.run(np.ascontiguousarray(ids, dtype=np.uint64), missing, self.images.path)
 
 
-cdef extern from "oic_lookup.h" nogil:
-    ctypedef struct oic_labels_ctx:
+# ---- batches ---------------------------------------------------------------------------------------
+
+cdef extern from "oic_pool.h":
+    size_t oic_pool_min
+    void *oic_pool_alloc(size_t n, size_t *cap)
+    void oic_pool_free(void *p, size_t cap)
+    void oic_pool_clear()
+
+
+cdef class _Block:
+    """Memory that numpy arrays view (np.frombuffer keeps the block alive); back to the pool when they die."""
+
+    cdef char *p
+    cdef size_t cap
+    cdef Py_ssize_t nbytes
+
+    def __getbuffer__(self, Py_buffer *buf, int flags):
+        PyBuffer_FillInfo(buf, self, self.p, self.nbytes, 0, flags)
+
+    def __dealloc__(self):
+        oic_pool_free(self.p, self.cap)
+        self.p = NULL
+
+
+cdef _Block _block(size_t nbytes):
+    cdef _Block b = _Block.__new__(_Block)
+    b.p = <char *>oic_pool_alloc(nbytes, &b.cap)
+    if b.p == NULL:
+        raise MemoryError(f"cannot allocate {nbytes} bytes for a batch")
+    b.nbytes = <Py_ssize_t>nbytes
+    return b
+
+
+def _pool_settings(min_bytes=None, clear=False):
+    """Tests: the smallest pooled buffer (None: unchanged), and free the waiting ones; returns the old minimum."""
+    global oic_pool_min
+    old = oic_pool_min
+    if min_bytes is not None:
+        oic_pool_min = min_bytes
+    if clear:
+        oic_pool_clear()
+    return old
+
+
+cdef extern from "oic_batch.h" nogil:
+    ctypedef struct oic_batch_table:
+        const oic_offsets *offsets
+        size_t limit
+        const oic_col *code
+        const oic_col *conf
+        const oic_col *source
+        const uint8_t *source_map
+        int want
+    ctypedef struct oic_batch:
         const uint64_t *ids
         size_t n_ids
         const uint32_t *buckets
         int bits
         int n_tables
-        const oic_offsets *offsets[4]
-        size_t limit[4]
-        const oic_col *code[4]
-        const oic_col *conf[4]
-        const oic_col *source[4]
-        const uint8_t *source_map[4]
-        uint8_t want[4]
+        oic_batch_table t[4]
         int want_source
         double threshold
-    int64_t oic_labels_count(const oic_labels_ctx *c, const uint64_t *query, size_t n, size_t j0, size_t j1, int64_t *index, int64_t *lo_out, int64_t *hi_out, int64_t *count)
-    void oic_labels_fill(const oic_labels_ctx *c, const int64_t *lo_in, const int64_t *hi_in, size_t n, const int64_t *start, size_t j0, size_t j1, int32_t *label, float *conf, uint8_t *source, int64_t *kept)
+        int filtered
+    void oic_batch_table_init(oic_batch_table *t)
+    int64_t oic_batch_count(const oic_batch *c, const uint64_t *query, size_t j0, size_t j1, uint32_t *range, int64_t *count, size_t *missing)
+    void oic_batch_fill(const oic_batch *c, const uint32_t *range, const int64_t *start, size_t j0, size_t j1, int32_t *label, float *conf, uint8_t *src)
 
 
-cdef class Batch:
-    """One labels_many call: the C context and its arrays, filled range by range on several threads."""
+cdef size_t _align64(size_t n) noexcept nogil:
+    return (n + 63) & ~(<size_t>63)
 
-    cdef oic_labels_ctx ctx
-    cdef LabelLookup owner
-    cdef const uint64_t[::1] query
-    cdef int64_t[::1] index, count, start, kept, lo, hi
-    cdef int32_t[::1] label
-    cdef float[::1] conf
-    cdef uint8_t[::1] src
+
+cdef class BatchRun:
+    """One labels_many call: the C context and raw pointers into its arrays, each pass run range by range on
+    several threads (oicore.threads)."""
+
+    cdef oic_batch ctx
+    cdef const uint64_t *query
+    cdef uint32_t *range
+    cdef int64_t *start
+    cdef int32_t *label
+    cdef float *conf
+    cdef uint8_t *src
 
     cdef setup(self, LabelLookup owner, source, min_confidence):
         cdef LabelTable tab
         cdef int t
-        self.owner = owner
+        cdef uint8_t want[4]
+        cdef int want_source
         images = owner.images
+        if images.n >= 0x7FFFFFFF:
+            raise FormatError(f"{images.n} images: labels_many handles fewer than 2^31 - 1", path=images.path)
         images.ids_seg.check(0, images.ids_seg.length)
         images.buckets_seg.check(0, images.buckets_seg.length)
         self.ctx.ids = images.ids
@@ -581,8 +603,10 @@ cdef class Batch:
         self.ctx.buckets = images.buckets
         self.ctx.bits = images.bits
         self.ctx.n_tables = len(owner.tables)
-        _source_filter(source, owner.tables, self.ctx.want, &self.ctx.want_source, owner.sources)
+        _source_filter(source, owner.tables, want, &want_source, owner.sources)
+        self.ctx.want_source = want_source
         self.ctx.threshold = -1e300 if min_confidence is None else float(min_confidence)
+        self.ctx.filtered = want_source >= 0 or self.ctx.threshold > -1e300
         for t in range(self.ctx.n_tables):
             tab = owner.tables[t]
             # Whole columns are checked once: the C loops then read only sound bytes.
@@ -591,27 +615,87 @@ cdef class Batch:
             tab.confidence.check(0, tab.confidence.rows)
             if tab.source is not None:
                 tab.source.check(0, tab.source.rows)
-            self.ctx.offsets[t] = &tab.offsets.o
-            self.ctx.limit[t] = tab.offsets.limit
-            self.ctx.code[t] = &tab.code.c
-            self.ctx.conf[t] = &tab.confidence.c
-            self.ctx.source[t] = &tab.source.c if tab.source is not None else NULL
-            self.ctx.source_map[t] = tab.source_map
+            self.ctx.t[t].offsets = &tab.offsets.o
+            self.ctx.t[t].limit = tab.offsets.limit
+            self.ctx.t[t].code = &tab.code.c
+            self.ctx.t[t].conf = &tab.confidence.c
+            self.ctx.t[t].source = &tab.source.c if tab.source is not None else NULL
+            self.ctx.t[t].source_map = tab.source_map
+            self.ctx.t[t].want = want[t]
+            if tab.offsets.limit >= 0xFFFFFFFF:
+                raise FormatError(f"{tab.offsets.limit} rows: labels_many handles tables below 2^32 - 1 rows", path=images.path)
+            oic_batch_table_init(&self.ctx.t[t])
 
     def count_range(self, size_t j0, size_t j1):
         cdef int64_t bad = -1
+        cdef size_t missing = j1
+        if self.range == NULL:
+            raise RuntimeError("count_range outside run()")
         if j1 > j0:
             with nogil:
-                bad = oic_labels_count(&self.ctx, &self.query[0], self.query.shape[0], j0, j1, &self.index[0], &self.lo[0], &self.hi[0], &self.count[0])
-        return bad
+                bad = oic_batch_count(&self.ctx, self.query, j0, j1, self.range, self.start + 1, &missing)
+        return bad, (<int64_t>missing if missing < j1 else -1)
 
     def fill_range(self, size_t j0, size_t j1):
-        cdef int32_t *pl = &self.label[0] if self.label.shape[0] else NULL
-        cdef float *pc = &self.conf[0] if self.conf.shape[0] else NULL
-        cdef uint8_t *ps = &self.src[0] if self.src.shape[0] else NULL
+        if self.label == NULL:
+            raise RuntimeError("fill_range outside run()")
         if j1 > j0:
             with nogil:
-                oic_labels_fill(&self.ctx, &self.lo[0], &self.hi[0], self.query.shape[0], &self.start[0], j0, j1, pl, pc, ps, &self.kept[0])
+                oic_batch_fill(&self.ctx, self.range, self.start, j0, j1, self.label, self.conf, self.src)
+
+    def run(self, query, missing, path):
+        """The batch of a uint64 array: (offsets, label, conf, src), each a view of a pooled block."""
+        try:
+            return self._run(query, missing, path)
+        finally:  # the pointers die with the blocks
+            self.query, self.range, self.start, self.label, self.conf, self.src = NULL, NULL, NULL, NULL, NULL, NULL
+
+    cdef _run(self, query, missing, path):
+        from oicore.threads import get_num_threads, run_bounds, run_ranges
+
+        cdef size_t n = len(query), j, total
+        cdef const uint64_t[::1] q = query
+        cdef _Block head, rows, scratch
+        head = _block(8 * (n + 1))  # the offsets (int64, n + 1)
+        self.start = <int64_t *>head.p
+        self.start[0] = 0
+        scratch = _block(8 * n * self.ctx.n_tables)  # each query's row range in each table (uint32 pairs)
+        self.range = <uint32_t *>scratch.p
+        self.query = &q[0] if n else NULL
+        found = run_ranges(self.count_range, n, min_items=BATCH_MIN_QUERIES)
+        for bad, _ in found:
+            if bad >= 0:
+                raise FormatError(f"image row offsets outside their table (query {bad})", path=path)
+        first_missing = min([m for _, m in found if m >= 0] + [n])
+        if missing == "raise" and first_missing < n:
+            raise KeyError(f"image {int(query[first_missing]):016x} (at index {first_missing}) is in no table of this release")
+        with nogil:
+            for j in range(n):
+                self.start[j + 1] += self.start[j]
+        total = <size_t>self.start[n]
+        rows = _block(_align64(4 * total) * 2 + total)
+        self.label = <int32_t *>rows.p
+        self.conf = <float *>(rows.p + _align64(4 * total))
+        self.src = <uint8_t *>(rows.p + 2 * _align64(4 * total))
+        offsets = np.frombuffer(head, np.int64, n + 1)
+        k = max(1, min(get_num_threads(), total // BATCH_MIN_ROWS))
+        if k > 1:  # ranges of about equal rows: the fill's work is in its rows
+            bounds = np.searchsorted(offsets, np.arange(k + 1) * (total / k), "left")
+            bounds[0], bounds[k] = 0, n
+            run_bounds(self.fill_range, bounds.tolist())
+        else:
+            self.fill_range(0, n)
+        return (
+            offsets,
+            np.frombuffer(rows, np.int32, total, 0),
+            np.frombuffer(rows, np.float32, total, _align64(4 * total)),
+            np.frombuffer(rows, np.uint8, total, 2 * _align64(4 * total)),
+        )
+
+
+# Work per thread below which a batch pass runs on fewer threads (tests lower them).
+BATCH_MIN_QUERIES = 65536
+BATCH_MIN_ROWS = 500000
 
 
 cdef class BoxTable:

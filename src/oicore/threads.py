@@ -84,3 +84,11 @@ def _forget_pool_in_child():
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def run_bounds(fn, bounds: list) -> list:
+    """``fn(bounds[i], bounds[i + 1])`` for each i, on the pool when there is more than one range; results in order."""
+    k = len(bounds) - 1
+    if k <= 1:
+        return [fn(bounds[0], bounds[-1])]
+    return list(pool().map(lambda i: fn(bounds[i], bounds[i + 1]), range(k)))
