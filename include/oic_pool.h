@@ -3,8 +3,8 @@
  * A batch of a million lookups returns about 100 MB of arrays. Fresh memory costs a page fault and the kernel
  * zeroing each page on first touch, about as much as the lookups themselves; a loop of batches (a data loader)
  * would pay it every time. Buffers of OIC_POOL_MIN bytes or more therefore come back here when their last
- * view dies, and the next request of a similar size takes one: at most OIC_POOL_SLOTS wait, the oldest freed
- * first. New buffers are 2 MiB aligned and advised MADV_HUGEPAGE (fewer TLB misses for scattered writes).
+ * view dies, and the next request of a similar size takes one: at most OIC_POOL_SLOTS wait, holding at most
+ * OIC_POOL_BYTES, the oldest freed first. New buffers are 2 MiB aligned and advised MADV_HUGEPAGE (fewer TLB misses for scattered writes).
  *
  * Not thread-safe: the callers hold the GIL. */
 #ifndef OIC_POOL_H
@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #define OIC_POOL_SLOTS 6
+#define OIC_POOL_BYTES ((size_t)256 << 20) /* waiting buffers hold at most this much (one per DataLoader worker) */
 
 static size_t oic_pool_min = (size_t)1 << 20; /* smaller buffers are plain malloc/free (tests lower it) */
 static struct {
@@ -61,9 +62,17 @@ static inline void oic_pool_free(void *p, size_t cap)
         free(p);
         return;
     }
-    if (oic_pool_used == OIC_POOL_SLOTS) { /* the oldest goes */
+    if (cap > OIC_POOL_BYTES) {
+        free(p);
+        return;
+    }
+    size_t held = cap;
+    for (int i = 0; i < oic_pool_used; i++)
+        held += oic_pool[i].cap;
+    while (oic_pool_used > 0 && (oic_pool_used == OIC_POOL_SLOTS || held > OIC_POOL_BYTES)) { /* the oldest go */
+        held -= oic_pool[0].cap;
         free(oic_pool[0].p);
-        for (int i = 1; i < OIC_POOL_SLOTS; i++)
+        for (int i = 1; i < oic_pool_used; i++)
             oic_pool[i - 1] = oic_pool[i];
         oic_pool_used--;
     }
