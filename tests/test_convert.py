@@ -799,11 +799,20 @@ _V3_ARCHIVES = {
 }
 
 
-def test_tar_archives_convert_like_the_folder_and_export_byte_identical(tmp_path_factory, tmp_path):
+@pytest.mark.parametrize("block_size", [None, 4096])
+def test_tar_archives_convert_like_the_folder_and_export_byte_identical(tmp_path_factory, tmp_path, monkeypatch, block_size):
+    """Members are parsed, sampled, hashed and compared as streams; with small reader blocks a member is
+    compared with its rows one block at a time."""
+    from oicore import converter
+
     src, folder_oic, _, _ = synthetic(tmp_path_factory, "v3")
     archives = _archives(src, tmp_path / "downloads", _V3_ARCHIVES)
     oic = tmp_path / "from-archives.oic"
-    report, _ = convert_quiet(archives, oic)
+    windows = []
+    real = converter._compare_stream
+    monkeypatch.setattr(converter, "_compare_stream", lambda part, compare: real(part, lambda *a: windows.append(len(a[2])) or compare(*a)))
+    report, _ = convert_quiet(archives, oic, block_size=block_size)
+    assert len(windows) > (20 if block_size else 0)
     assert sorted(s["name"] for s in report.sources) == sorted(found_sources(src))
     a, b = Store(folder_oic), Store(oic)
     try:

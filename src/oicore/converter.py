@@ -32,7 +32,7 @@ from oicore.errors import OicoreWarning
 from oicore.format import ContainerWriter
 from oicore.schema import ColumnType
 from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, load_part
-from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_sha256
+from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_reader, source_sha256
 from oicore.threads import resolve as resolve_threads
 
 __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_release"]
@@ -432,32 +432,40 @@ class _Job:
         sorted_ids = self._sorted_ids if id_name is not None else None
         starts = np.cumsum([0] + [p.rows for p in parts])
 
+        def compare(p, first, positions, lo, hi, source, pos):
+            """Rows [lo, hi) of part `p` (file order), a chunk at a time, against `source` from byte `pos`:
+            views of the table's columns (positions in lookup order when rows were reordered), rendered and
+            compared. Returns the exceptions' rows and texts, and where the rows end."""
+            exc_rows, texts = [], []
+            released = pos
+            for a in range(lo, hi, _EXACT_CHUNK):
+                b = min(a + _EXACT_CHUNK, hi)
+                if positions is None:
+                    cols = {name: C.slice_rows(col, first + a, first + b) for name, col in decoded.items() if name in p.names}
+                    ids = sorted_ids[first + a : first + b] if sorted_ids is not None else None
+                else:
+                    chunk = positions[a:b]
+                    cols = {name: C.take_rows(col, chunk) for name, col in decoded.items() if name in p.names}
+                    ids = sorted_ids[chunk] if sorted_ids is not None else None
+                specs = exact.column_specs(p.names, cols, p.rules, ids, vocabulary)
+                exc, pos = exact.find_exceptions(specs, b - a, source, pos, p.rules["terminator"])
+                for row, start, end in exc.tolist():
+                    exc_rows.append(a + row)
+                    texts.append(bytes(source[start:end]))
+                released = _release_pages(source, released, pos)
+            return exc_rows, texts, pos
+
         def check(task):
-            # Rows [lo, hi) of a part in file order, from the record at byte `at`, a chunk at a time: views
-            # of the table's columns (positions in lookup order when rows were reordered), rendered and
-            # compared with the source's bytes.
+            # Rows [lo, hi) of part i, from the record at byte `at`: of a mapped file, or (an archive member,
+            # one task for the part) of the member as it is decompressed, a reader block at a time.
             i, lo, hi, at = task
             p = parts[i]
             first = int(starts[i])
             positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
-            exc_rows, texts = [], []
+            if p.source.member is not None:
+                return _compare_stream(p, lambda lo, hi, window: compare(p, first, positions, lo, hi, window, 0))
             with source_bytes(p.source) as source:
-                pos = released = at
-                for a in range(lo, hi, _EXACT_CHUNK):
-                    b = min(a + _EXACT_CHUNK, hi)
-                    if positions is None:
-                        cols = {name: C.slice_rows(col, first + a, first + b) for name, col in decoded.items() if name in p.names}
-                        ids = sorted_ids[first + a : first + b] if sorted_ids is not None else None
-                    else:
-                        chunk = positions[a:b]
-                        cols = {name: C.take_rows(col, chunk) for name, col in decoded.items() if name in p.names}
-                        ids = sorted_ids[chunk] if sorted_ids is not None else None
-                    specs = exact.column_specs(p.names, cols, p.rules, ids, vocabulary)
-                    exc, pos = exact.find_exceptions(specs, b - a, source, pos, p.rules["terminator"])
-                    for row, start, end in exc.tolist():
-                        exc_rows.append(a + row)
-                        texts.append(bytes(source[start:end]))
-                    released = _release_pages(source, released, pos)
+                exc_rows, texts, pos = compare(p, first, positions, lo, hi, source, at)
                 prefix = bytes(source[: p.data_offset]) if lo == 0 else None
                 suffix = bytes(source[pos:]) if hi == p.rows else None
             return exc_rows, texts, pos, prefix, suffix
@@ -690,6 +698,31 @@ def _runs(sorted_ids: np.ndarray):
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     counts = np.diff(np.r_[starts, len(sorted_ids)])
     return sorted_ids[starts].astype(np.uint64), counts
+
+
+def _compare_stream(part: Part, compare) -> tuple:
+    """Check an archive member's rows with ``compare(lo, hi, window)``, reading it front to back between the
+    reader's checkpoints (about a block each), so the member is never whole in memory.
+
+    Returns what ``check`` does: exceptions' rows and texts, the end offset, prefix and suffix.
+    """
+    exc_rows, texts = [], []
+    points = [(int(r), int(o)) for r, o in part.checkpoints] if part.rows else []
+    if not points or points[0] != (0, part.data_offset):
+        points = [(0, part.data_offset)]
+    with source_reader(part.source) as reader:
+        prefix = reader.read_exactly(part.data_offset)
+        for k, (lo, at) in enumerate(points):
+            last = k + 1 == len(points)
+            hi, end = (part.rows, part.source.size) if last else points[k + 1]
+            window = reader.read_exactly(end - at)
+            rows, got, pos = compare(lo, hi, window)
+            if not last and pos != len(window):
+                raise RuntimeError(f"oicore internal error: {part.source.where}: rows {lo}-{hi} end at byte {at + pos}, not {end}")
+            exc_rows += rows
+            texts += got
+        suffix = window[pos:]
+    return exc_rows, texts, at + pos, prefix, suffix
 
 
 def _ranges(part: Part, threads: int) -> list[tuple[int, int, int]]:

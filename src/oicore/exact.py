@@ -44,11 +44,16 @@ def _split_record(record: bytes) -> tuple[list[bytes], bytes]:
     return fields, term
 
 
-def sample_fields(source, start: int, n_rows: int, limit: int = _SAMPLE_RECORDS):
-    """Raw fields and terminators of up to ``limit`` records from ``start``."""
+def sample_fields(source, start: int, n_rows: int, limit: int = _SAMPLE_RECORDS, *, whole: bool = True):
+    """Raw fields and terminators of up to ``limit`` records from ``start``; when ``source`` is only the
+    file's beginning (``whole`` false), the records that reach its end are left out (they may go on)."""
     records, pos = [], start
     for _ in range(min(n_rows, limit)):
+        if pos >= len(source):
+            break
         end = _render.record_end(source, pos)
+        if end == len(source) and not whole:
+            break
         records.append(_split_record(bytes(source[pos:end])))
         pos = end
     return records

@@ -18,7 +18,7 @@ from oicore import columns as C
 from oicore import exact, schema
 from oicore.errors import OicoreWarning
 from oicore.schema import ColumnType
-from oicore.sources import Source, source_bytes
+from oicore.sources import Source, source_head
 
 __all__ = ["Part", "Narrow", "load_part", "SPLIT_CODES", "UNKNOWN_SPLIT"]
 
@@ -27,6 +27,7 @@ UNKNOWN_SPLIT = 255
 # Subset values of an images file holding several splits.
 _SUBSETS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 _NUMERIC = (ColumnType.FLOAT64, ColumnType.INT8, ColumnType.INT32, ColumnType.INT64)
+_SAMPLE_BYTES = 1 << 20  # the rules are learned from the records in the first MiB after the header
 
 
 @dataclass
@@ -113,8 +114,8 @@ class _NamedStream:
 def _rules(source: Source, names: list[str], data_offset: int, rows: int) -> dict:
     """How the part's text is written (``exact.learn_rules``), from a sample of its records."""
     numeric = {n for n in names if schema.column(n).type in _NUMERIC}
-    with source_bytes(source) as data:
-        sample = exact.sample_fields(data, data_offset, rows)
+    head = source_head(source, data_offset + _SAMPLE_BYTES)
+    sample = exact.sample_fields(head, data_offset, rows, whole=len(head) == source.size)
     return exact.learn_rules(sample, names, numeric)
 
 

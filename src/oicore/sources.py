@@ -4,9 +4,10 @@
 them), single files, or the release's ``.tar.gz`` archives as downloaded;
 ``find_sources`` walks them and names every file it will store. File names
 decide the table (human or machine labels look alike inside) and the split;
-the reader still checks each header against the kind. ``source_bytes`` gives
-a source's bytes: a map of a file, or an archive member decompressed into
-memory (never to disk).
+the reader still checks each header against the kind. ``source_reader`` reads
+a source front to back (a file, or an archive member as it is decompressed,
+never to disk); ``source_bytes`` gives all of it at once: a map of a file, or a
+member decompressed into memory (small members only, such as the hierarchy).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from oicore.errors import OicoreError, OicoreWarning
 
-__all__ = ["Source", "classify", "find_sources", "source_bytes", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
+__all__ = ["Source", "SourceReader", "classify", "find_sources", "source_bytes", "source_head", "source_reader", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -195,24 +196,66 @@ def source_bytes(source: Source):
             yield m
 
 
+class SourceReader:
+    """A source's bytes front to back: the file, or the archive member as it is decompressed (never to disk).
+
+    ``read_exactly(n)`` returns the next ``n`` bytes; an archive that ends before its member does raises
+    ``UnsupportedFileError``.
+    """
+
+    def __init__(self, source: Source, stream):
+        self.source, self.stream, self.pos = source, stream, 0
+
+    def read_exactly(self, n: int) -> bytes:
+        out = bytearray(n)
+        view, got = memoryview(out), 0
+        while got < n:
+            k = self.stream.readinto(view[got:])
+            if not k:
+                raise UnsupportedFileError(f"{self.source.where}: the data ends {n - got} bytes early (at byte {self.pos + got})")
+            got += k
+        self.pos += n
+        return bytes(out)
+
+    def readinto(self, buf) -> int:
+        n = self.stream.readinto(buf)
+        self.pos += n
+        return n
+
+
+@contextlib.contextmanager
+def source_reader(source: Source):
+    """A :class:`SourceReader` of ``source``."""
+    if source.member is None:
+        with open(source.path, "rb", buffering=0) as f:
+            yield SourceReader(source, f)
+        return
+    with tarfile.open(source.path, "r:*") as tar:
+        yield SourceReader(source, tar.extractfile(source.member))
+
+
 _HASH_BUFFER = 4 << 20
 
 
 def source_sha256(source: Source) -> tuple[str, int]:
-    """The sha256 (hex) and size of a source's bytes."""
+    """The sha256 (hex) and size of a source's bytes, read through one small buffer (a map of a 3 GB file, or
+    a member decompressed into memory, would count all of it in our RSS)."""
     h = hashlib.sha256()
-    if source.member is None:
-        # Read through one small buffer: hashing a map of the file would count all of it in our RSS.
-        buf = bytearray(_HASH_BUFFER)
-        view, size = memoryview(buf), 0
-        with open(source.path, "rb", buffering=0) as f:
-            while n := f.readinto(buf):
-                h.update(view[:n])  # hashlib releases the GIL for large buffers
-                size += n
-        return h.hexdigest(), size
-    with source_bytes(source) as data:
-        h.update(data)
-        return h.hexdigest(), len(data)
+    buf = bytearray(_HASH_BUFFER)
+    view, size = memoryview(buf), 0
+    with source_reader(source) as r:
+        while n := r.readinto(buf):
+            h.update(view[:n])  # hashlib releases the GIL for large buffers
+            size += n
+    if source.member is not None and size != source.member_size:
+        raise UnsupportedFileError(f"{source.where}: the archive ends {source.member_size - size} bytes into this member")
+    return h.hexdigest(), size
+
+
+def source_head(source: Source, n: int) -> bytes:
+    """Up to the first ``n`` bytes of a source."""
+    with source_reader(source) as r:
+        return r.read_exactly(min(n, source.size))
 
 
 def _boxable_subsets(found: list[Source]) -> list[Source]:
