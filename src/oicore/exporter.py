@@ -24,16 +24,19 @@ __all__ = ["export", "export_part_bytes", "iter_parts"]
 
 
 def iter_parts(store: Store):
-    """Every stored source file: ``(source entry, table view, part index)`` in provenance order."""
-    found = []
+    """Every stored source file: ``(source entry, table view, part index)``, table by table (parts in
+    provenance order); a table's decoded columns are dropped once its parts are done, so exporting a
+    release holds one table's columns at a time."""
     for table in store.tables.values():
+        found = []
         for k, part in enumerate(table.parts):
             src = part.get("source")
             if not isinstance(src, int) or not 0 <= src < len(store.sources):
                 store.fail(f"table {table.name!r} part {k}: no valid source index")
-            found.append((src, table, k))
-    for src, table, k in sorted(found, key=lambda t: t[0]):
-        yield store.sources[src], table, k
+            found.append((src, k))
+        for src, k in sorted(found):
+            yield store.sources[src], table, k
+        table.forget()
 
 
 def write_part(store: Store, table, k: int, out) -> None:

@@ -155,6 +155,7 @@ def verify(path, against=None) -> dict:
                 t.exceptions(k)
                 if "json_segment" not in t.parts[k]:
                     t.part_positions(k)
+            t.forget()  # one table's decoded columns at a time
         compared = 0
         if against is not None:
             compared = _compare(store, against, iter_parts, write_part)

@@ -110,6 +110,10 @@ class TableView:
             col = self._decoded[name] = C.decode(self.store.container, entry, self.rows, vocabulary_size=vocab)
         return col
 
+    def forget(self) -> None:
+        """Drop the decoded columns (they are decoded again when asked for)."""
+        self._decoded.clear()
+
     def image_rows(self) -> np.ndarray:
         """Offsets (int64, n_images + 1): the lookup rows of image i are ``[o[i], o[i+1])``."""
         n = self.store.directory["images"]["count"]
