@@ -43,6 +43,7 @@ _SPLIT_RANK = {None: 3, **SPLIT_CODES}
 # Rows rendered and compared with the source at a time: bounds the renderer's inputs, and the source's
 # pages are let go of chunk by chunk (a mapped file's resident pages count in our RSS).
 _EXACT_CHUNK = 1 << 20
+_EXACT_BYTES = 64 << 20  # text rows compared at a time (the images table's are ~350 bytes)
 
 
 @dataclass
@@ -431,6 +432,9 @@ class _Job:
             inverse = None
         sorted_ids = self._sorted_ids if id_name is not None else None
         starts = np.cumsum([0] + [p.rows for p in parts])
+        # Rows per chunk: fewer when rows are long (text), so that a chunk's copies stay near _EXACT_BYTES.
+        text_bytes = sum(len(col.data) for col in decoded.values() if col.encoding == "strings")
+        step = max(1, min(_EXACT_CHUNK, _EXACT_BYTES * max(n, 1) // max(text_bytes, 1)))
 
         def compare(p, first, positions, lo, hi, source, pos):
             """Rows [lo, hi) of part `p` (file order), a chunk at a time, against `source` from byte `pos`:
@@ -438,8 +442,8 @@ class _Job:
             compared. Returns the exceptions' rows and texts, and where the rows end."""
             exc_rows, texts = [], []
             released = pos
-            for a in range(lo, hi, _EXACT_CHUNK):
-                b = min(a + _EXACT_CHUNK, hi)
+            for a in range(lo, hi, step):
+                b = min(a + step, hi)
                 if positions is None:
                     cols = {name: C.slice_rows(col, first + a, first + b) for name, col in decoded.items() if name in p.names}
                     ids = sorted_ids[first + a : first + b] if sorted_ids is not None else None
