@@ -16,7 +16,7 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_numbers", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
@@ -177,9 +177,10 @@ def rescale_decimal(k: np.ndarray, e: int, to: int) -> np.ndarray | None:
     if to == e or len(k) == 0:
         return k
     factor = 10 ** (to - e)
-    if int(np.abs(k.astype(np.int64)).max()) * factor >= _EXACT:
+    wide = k.astype(np.int64)
+    if int(np.abs(wide).max()) * factor >= _EXACT:
         return None
-    wide = k.astype(np.int64) * factor
+    wide *= factor
     return wide.astype(dtype_of(narrowest(int(wide.min()), int(wide.max()))), copy=False)
 
 
@@ -213,21 +214,6 @@ def encode_float64(writer, name: str, values: np.ndarray, nulls: np.ndarray | No
     entry = {"name": name, "encoding": "float64", "segment": _store_array(writer, stored)}
     entry["nulls"] = _store_nulls(writer, nulls)
     return entry, Decoded("float64", values=stored, nulls=nulls)
-
-
-def encode_numbers(writer, name: str, values: np.ndarray, nulls: np.ndarray | None, *, scale: int | None = None):
-    """Integers as the narrowest integer type; floats as decimals (integer ``k`` and scale ``e``) when exact.
-
-    ``scale`` forces a decimal scale at least as large as the smallest exact one (fixed-decimal text such
-    as ``0.560250`` wants ``e = 6`` to render back).
-    """
-    nulls = None if nulls is None else nulls.astype(bool, copy=False)
-    if values.dtype.kind in "iu":
-        return encode_ints(writer, name, values, nulls)
-    e = decimal_scale(values if nulls is None else values[~nulls], hint=scale)
-    if e is None:
-        return encode_float64(writer, name, values, nulls)
-    return encode_decimal(writer, name, decimal_ints(values, nulls, e), nulls, e)
 
 
 def string_blocks(offsets: np.ndarray, data, block: int = STRING_BLOCK):

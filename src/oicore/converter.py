@@ -348,7 +348,7 @@ class _Job:
         if id_name is None:
             return None, row_part
         for p in parts:
-            if len(p.ids) > 1 and (p.ids[1:] < p.ids[:-1]).any():
+            if not p.ids_sorted:
                 warnings.warn(
                     f"{p.source.name}: rows are not sorted by {id_name}; stored with a permutation",
                     OicoreWarning,

@@ -53,6 +53,7 @@ class Part:
     rules: dict
     columns: dict[str, Narrow] = field(default_factory=dict)
     ids: np.ndarray | None = None  # uint64 per row, in file order
+    ids_sorted: bool = True  # the rows are in ImageID order
     splits: tuple[np.ndarray, np.ndarray] | None = None  # (unique IDs, their split codes)
     checkpoints: np.ndarray | None = None  # int64 (row, byte offset) pairs where records start, from the reader
 
@@ -75,6 +76,7 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
         col = schema.column(name)
         if name == id_name:
             part.ids = _numbers(column)[0].astype(np.uint64, copy=False)  # a view: it keeps only its own buffers
+            part.ids_sorted = len(part.ids) < 2 or bool((part.ids[1:] >= part.ids[:-1]).all())
         elif col.type is ColumnType.DICTIONARY and col.mid:
             values = _dictionary_values(column)
             if named is not None:
@@ -144,7 +146,7 @@ def _splits(part: Part, local_values: dict) -> tuple[np.ndarray, np.ndarray] | N
     """The part's images and their split codes: the file's split, or the Subset column's value of the
     image's first row; None when the part names no split."""
     ids = part.ids
-    if len(ids) > 1 and not (ids[1:] >= ids[:-1]).all():
+    if not part.ids_sorted:
         unique, first = np.unique(ids, return_index=True)
     else:
         first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)

@@ -168,8 +168,8 @@ def _archive_members(path: Path) -> list[tarfile.TarInfo]:
 
 @contextlib.contextmanager
 def source_bytes(source: Source):
-    """A source's bytes as a read-only buffer: a map of the file, or the archive member decompressed into
-    anonymous memory (read as a stream, never written to disk)."""
+    """A source's bytes as a buffer: a read-only map of the file, or the archive member decompressed into
+    memory (read as a stream, never written to disk)."""
     if source.member is None:
         with open(source.path, "rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
@@ -178,22 +178,8 @@ def source_bytes(source: Source):
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
                 yield m
         return
-    with tarfile.open(source.path, "r:*") as tar:
-        stream = tar.extractfile(source.member)
-        if source.member_size == 0:
-            yield b""
-            return
-        with mmap.mmap(-1, source.member_size) as m:
-            view, got = memoryview(m), 0
-            try:
-                while got < source.member_size:
-                    n = stream.readinto(view[got : got + (8 << 20)])
-                    if not n:
-                        raise UnsupportedFileError(f"{source.where}: the archive ends {source.member_size - got} bytes into this member")
-                    got += n
-            finally:
-                view.release()
-            yield m
+    with source_reader(source) as reader:
+        yield reader.read_exactly(source.member_size)
 
 
 class SourceReader:
@@ -206,7 +192,7 @@ class SourceReader:
     def __init__(self, source: Source, stream):
         self.source, self.stream, self.pos = source, stream, 0
 
-    def read_exactly(self, n: int) -> bytes:
+    def read_exactly(self, n: int) -> bytearray:
         out = bytearray(n)
         view, got = memoryview(out), 0
         while got < n:
@@ -214,8 +200,9 @@ class SourceReader:
             if not k:
                 raise UnsupportedFileError(f"{self.source.where}: the data ends {n - got} bytes early (at byte {self.pos + got})")
             got += k
+        view.release()
         self.pos += n
-        return bytes(out)
+        return out
 
     def readinto(self, buf) -> int:
         n = self.stream.readinto(buf)
@@ -252,7 +239,7 @@ def source_sha256(source: Source) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def source_head(source: Source, n: int) -> bytes:
+def source_head(source: Source, n: int) -> bytearray:
     """Up to the first ``n`` bytes of a source."""
     with source_reader(source) as r:
         return r.read_exactly(min(n, source.size))
