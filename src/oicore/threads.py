@@ -71,10 +71,7 @@ def pool():
 def run_ranges(fn, n: int, *, min_items: int = 65536) -> list:
     """``fn(lo, hi)`` over [0, n) cut into one range per thread (one range when n is small); results in order."""
     k = min(get_num_threads(), max(1, n // min_items))
-    if k <= 1:
-        return [fn(0, n)]
-    bounds = [n * i // k for i in range(k + 1)]
-    return list(pool().map(lambda i: fn(bounds[i], bounds[i + 1]), range(k)))
+    return run_bounds(fn, [n * i // k for i in range(k + 1)])
 
 
 def _forget_pool_in_child():
