@@ -671,6 +671,22 @@ def test_fixed_decimals_beside_longer_shortest_spellings_need_no_exceptions(tmp_
     assert report.exceptions <= 3, f"{report.exceptions} of 43 rows kept as raw bytes"
 
 
+def test_mids_in_no_description_file_warn_once_per_file(tmp_path):
+    """A relationship file with unnamed MIDs in both label columns gets one warning, naming the file."""
+    src = tmp_path / "release"
+    src.mkdir()
+    (src / "class-descriptions.csv").write_text("/m/01,Cat\n")
+    header = "ImageID,LabelName1,LabelName2,XMin1,XMax1,YMin1,YMax1,XMin2,XMax2,YMin2,YMax2,RelationshipLabel\n"
+    row = "00000000000000aa,/m/0x,/m/0y,0.1,0.2,0.1,0.2,0.3,0.4,0.3,0.4,at\n"
+    (src / "validation-annotations-vrd.csv").write_text(header + row)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        oicore.convert(src, tmp_path / "w.oic", progress=False)
+    unnamed = [str(w.message) for w in caught if "no class description file" in str(w.message)]
+    assert len(unnamed) == 1 and "validation-annotations-vrd.csv" in unnamed[0], unnamed
+    assert_round_trip(tmp_path / "w.oic", src, tmp_path)
+
+
 def test_parts_whose_scales_do_not_fit_together_store_floats(tmp_path):
     """Each part's decimals are narrowed on their own; when the table's one scale would push a part's
     integers past 2**53, the column is stored as float64 and still exports byte-identical."""

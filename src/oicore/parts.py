@@ -71,6 +71,7 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
     part = Part(source, table.num_rows, names, data_offset, _rules(source, names, data_offset, table.num_rows))
     part.checkpoints = np.frombuffer(table.schema.metadata.get(b"oicore.checkpoints", b""), np.int64).reshape(-1, 2)
     id_name = next((n for n in names if n in ("ImageID", "ImageId")), None)
+    warned = named is None  # one warning per file about MIDs without a name, at its first such column
     for name in names:
         column = table.column(name)
         col = schema.column(name)
@@ -79,8 +80,8 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
             part.ids_sorted = len(part.ids) < 2 or bool((part.ids[1:] >= part.ids[:-1]).all())
         elif col.type is ColumnType.DICTIONARY and col.mid:
             values = _dictionary_values(column)
-            if named is not None:
-                _warn_unnamed(source, name, values, named)
+            if not warned:
+                warned = _warn_unnamed(source, name, values, named)
             part.columns[name] = Narrow("code", values=_codes(column, vocab.code_map(values), len(vocab.codes)))
         elif col.type is ColumnType.DICTIONARY:
             index = local_values.setdefault(name, {})
@@ -121,7 +122,8 @@ def _rules(source: Source, names: list[str], data_offset: int, rows: int) -> dic
     return exact.learn_rules(sample, names, numeric)
 
 
-def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> None:
+def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> bool:
+    """Warn about column ``name``'s MIDs that no description file names; True when it warned."""
     unknown = [m for m in values if m not in named]
     if unknown:
         warnings.warn(
@@ -130,6 +132,7 @@ def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> N
             OicoreWarning,
             stacklevel=5,
         )
+    return bool(unknown)
 
 
 def _decimal(column, fixed_digits: int | None) -> Narrow:
