@@ -65,8 +65,11 @@ static inline size_t oic_run_safe_rows(const oic_col *c)
         return 0;
     if (c->guard->length < 8)
         return 0;
-    /* row r reads bytes [r*bits/8, r*bits/8 + 8): r*bits/8 <= length - 8 */
-    uint64_t last = ((uint64_t)(c->guard->length - 8) * 8) / (uint64_t)c->bits; /* the last row that fits */
+    /* row r reads bytes [bit/8, bit/8 + 8), bit = r*stride + shift: enough that bit <= (length - 8) * 8 */
+    uint64_t room = (uint64_t)(c->guard->length - 8) * 8;
+    if (room < (uint64_t)c->shift)
+        return 0;
+    uint64_t last = (room - (uint64_t)c->shift) / (uint64_t)c->stride; /* the last row that fits */
     return (size_t)last + 1;
 }
 
@@ -124,10 +127,10 @@ static inline __attribute__((always_inline)) void oic_batch_range(const oic_batc
 {
     if (i + 1 < t->off_safe) {
         uint64_t wl = t->ol.w, wb = t->ob.w, k0 = i >> t->shift, k1 = (i + 1) >> t->shift;
-        int64_t b0 = t->ob.base + (int64_t)oic_run_get(&t->ob, k0 * wb);
-        int64_t b1 = k1 == k0 ? b0 : t->ob.base + (int64_t)oic_run_get(&t->ob, k1 * wb);
-        *lo = b0 + t->ol.base + (int64_t)oic_run_get(&t->ol, i * wl);
-        *hi = b1 + t->ol.base + (int64_t)oic_run_get(&t->ol, (i + 1) * wl);
+        int64_t b0 = t->ob.base + (int64_t)oic_run_get(&t->ob, k0 * wb + t->ob.shift);
+        int64_t b1 = k1 == k0 ? b0 : t->ob.base + (int64_t)oic_run_get(&t->ob, k1 * wb + t->ob.shift);
+        *lo = b0 + t->ol.base + (int64_t)oic_run_get(&t->ol, i * wl + t->ol.shift);
+        *hi = b1 + t->ol.base + (int64_t)oic_run_get(&t->ol, (i + 1) * wl + t->ol.shift);
         return;
     }
     oic_offset_pair(t->offsets, i, lo, hi);
@@ -138,7 +141,7 @@ static inline void oic_batch_prefetch_rows(const oic_run *r, size_t lo, size_t h
 {
     if (r->w == 0)
         return;
-    const uint8_t *a = r->p + (((uint64_t)lo * r->w) >> 3), *b = r->p + (((uint64_t)hi * r->w - 1) >> 3);
+    const uint8_t *a = r->p + (((uint64_t)lo * r->w + r->shift) >> 3), *b = r->p + (((uint64_t)hi * r->w + r->shift - 1) >> 3);
     __builtin_prefetch(a);
     if (both && ((uintptr_t)a ^ (uintptr_t)b) >= 64)
         __builtin_prefetch(b);
@@ -180,8 +183,8 @@ static inline int64_t oic_batch_count(const oic_batch *c, const uint64_t *query,
                 for (int t = 0; t < nt; t++)
                     if (c->t[t].want && (size_t)i + 1 < c->t[t].off_safe) {
                         const oic_batch_table *tb = &c->t[t];
-                        __builtin_prefetch(tb->ol.p + (((uint64_t)i * tb->ol.w) >> 3));
-                        __builtin_prefetch(tb->ob.p + ((((uint64_t)i >> tb->shift) * tb->ob.w) >> 3));
+                        __builtin_prefetch(tb->ol.p + (((uint64_t)i * tb->ol.w + tb->ol.shift) >> 3));
+                        __builtin_prefetch(tb->ob.p + ((((uint64_t)i >> tb->shift) * tb->ob.w + tb->ob.shift) >> 3));
                     }
             }
         }
@@ -218,8 +221,8 @@ static inline __attribute__((always_inline)) void oic_batch_decode_fast(const oi
     {
         const uint8_t *pc = t->rc.p, *pf = t->rf.p;
         const float *table = t->conf_table;
-        uint64_t wc = t->rc.w, mc = t->rc.mask, bc = (uint64_t)lo * wc;
-        uint64_t wf = t->rf.w, mf = t->rf.mask, bf = (uint64_t)lo * wf;
+        uint64_t wc = t->rc.w, mc = t->rc.mask, bc = (uint64_t)lo * wc + t->rc.shift;
+        uint64_t wf = t->rf.w, mf = t->rf.mask, bf = (uint64_t)lo * wf + t->rf.shift;
         uint32_t base = (uint32_t)t->rc.base;
         for (size_t r = 0; r < m; r++, bc += wc, bf += wf) {
             label[r] = (int32_t)(base + (uint32_t)((oic_tc_ld64(pc + (bc >> 3)) >> (bc & 7)) & mc));
@@ -228,7 +231,7 @@ static inline __attribute__((always_inline)) void oic_batch_decode_fast(const oi
     }
     {
         const uint8_t *p = t->rs.p, *map = t->source_map;
-        uint64_t w = t->rs.w, mask = t->rs.mask, bit = (uint64_t)lo * w, base = (uint64_t)t->rs.base;
+        uint64_t w = t->rs.w, mask = t->rs.mask, bit = (uint64_t)lo * w + t->rs.shift, base = (uint64_t)t->rs.base;
         if (w == 0) {
             uint8_t v = map[base & 255];
             for (size_t r = 0; r < m; r++)
@@ -273,8 +276,10 @@ static inline void oic_batch_fill(const oic_batch *c, const uint32_t *range, con
                 size_t lo = rg[2 * t], hi = rg[2 * t + 1];
                 if (hi > lo && tb->fast && hi <= tb->safe) {
                     oic_batch_prefetch_rows(&tb->rc, lo, hi, 1);
-                    oic_batch_prefetch_rows(&tb->rf, lo, hi, 0);
-                    oic_batch_prefetch_rows(&tb->rs, lo, hi, 0);
+                    if (tb->rf.p != tb->rc.p) /* interleaved columns share the code's lines */
+                        oic_batch_prefetch_rows(&tb->rf, lo, hi, 0);
+                    if (tb->rs.p != tb->rc.p)
+                        oic_batch_prefetch_rows(&tb->rs, lo, hi, 0);
                 }
             }
         }

@@ -54,16 +54,23 @@ typedef struct {
     int width;              /* 1, 2, 4 or 8 bytes; 0: bit-packed */
     int kind;               /* OIC_COL_* */
     int bits;               /* bit-packed: 1..56 bits per value, to which `base` is added */
+    int stride, shift;      /* bit-packed: row r's value starts at stream bit r * stride + shift (FORMAT.md) */
     int64_t base;
     double divisor;         /* decimals: value = k / divisor (10^scale); 1 otherwise */
     int64_t constant;
     const float *f32_table; /* stored values below 256 (raw u1, or packed in 8 bits or fewer) as float32, or NULL */
 } oic_col;
 
-/* The stored unsigned value of a raw or bit-packed row (before sign extension or `base`). */
+/* The stream bit where a bit-packed row's value starts. */
+static inline uint64_t oic_col_bit(const oic_col *c, size_t row)
+{
+    return (uint64_t)row * (uint64_t)c->stride + (uint64_t)c->shift;
+}
+
+/* The stored unsigned value of a bit-packed row (before `base`). */
 static inline uint64_t oic_col_packed(const oic_col *c, size_t row)
 {
-    return oic_bits_get(c->guard->base, (int64_t)c->guard->length, (int64_t)row, c->bits);
+    return oic_bits_at(c->guard->base, (int64_t)c->guard->length, oic_col_bit(c, row), c->bits);
 }
 
 static inline int64_t oic_col_int(const oic_col *c, size_t row)
@@ -103,7 +110,7 @@ static inline double oic_col_double(const oic_col *c, size_t row)
 /* The byte where row `row` starts. */
 static inline size_t oic_col_byte(const oic_col *c, size_t row)
 {
-    return c->width ? row * (size_t)c->width : (size_t)(((uint64_t)row * (uint64_t)c->bits) >> 3);
+    return c->width ? row * (size_t)c->width : (size_t)(oic_col_bit(c, row) >> 3);
 }
 
 /* Bytes [lo, hi) that reading rows [lo_row, hi_row) touches: a packed row reads up to 8 bytes from its first. */
@@ -209,13 +216,14 @@ static inline int oic_parse_hex_id(const char *s, size_t n, uint64_t *out)
 
 /* ---- runs: rows read one after another ------------------------------------------------------- */
 
-/* A column read row after row with plain 8-byte loads: value = base + bits [bit, bit + w) of p. A constant
- * column (or an absent one) reads w = 0 bits of eight zero bytes. */
+/* A column read row after row with plain 8-byte loads: row r's value = base + the `mask` bits at stream bit
+ * r * w + shift of p (w is the stride: the value's width, or a record's when columns share a segment). A
+ * constant column (or an absent one) reads w = 0 bits of eight zero bytes. */
 typedef struct {
     const uint8_t *p;
     uint64_t mask;
     int64_t base;
-    uint64_t w;
+    uint64_t w, shift;
 } oic_run;
 
 static const uint8_t oic_zero8[8] = {0};
@@ -224,16 +232,17 @@ static const uint8_t oic_zero8[8] = {0};
  * 8 bytes of the segment's end, take the general path). */
 static inline int oic_run_init(const oic_col *c, size_t lo, size_t hi, oic_run *r)
 {
-    r->p = oic_zero8, r->w = 0, r->mask = 0, r->base = 0;
+    r->p = oic_zero8, r->w = 0, r->shift = 0, r->mask = 0, r->base = 0;
     if (c == NULL)
         return 1;
     if (c->guard == NULL) {
         r->base = c->constant;
         return 1;
     }
-    if (c->width != 0 || hi <= lo || ((((uint64_t)hi - 1) * (uint64_t)c->bits) >> 3) + 8 > c->guard->length)
+    if (c->width != 0 || hi <= lo || (oic_col_bit(c, hi - 1) >> 3) + 8 > c->guard->length)
         return 0;
-    r->p = c->guard->base, r->w = (uint64_t)c->bits, r->mask = (UINT64_C(1) << c->bits) - 1, r->base = c->base;
+    r->p = c->guard->base, r->w = (uint64_t)c->stride, r->shift = (uint64_t)c->shift;
+    r->mask = (UINT64_C(1) << c->bits) - 1, r->base = c->base;
     return 1;
 }
 
@@ -261,7 +270,7 @@ static inline int oic_labels_run(const oic_col *code, const oic_col *conf, const
     } else {
         return 0;
     }
-    uint64_t bc = (uint64_t)lo * rc.w, bf = (uint64_t)lo * rf.w, bs = (uint64_t)lo * rs.w;
+    uint64_t bc = (uint64_t)lo * rc.w + rc.shift, bf = (uint64_t)lo * rf.w + rf.shift, bs = (uint64_t)lo * rs.w + rs.shift;
     for (size_t r = 0; r < hi - lo; r++, bc += rc.w, bf += rf.w, bs += rs.w) {
         label[r] = (int32_t)(rc.base + (int64_t)oic_run_get(&rc, bc));
         confidence[r] = table[oic_run_get(&rf, bf)];

@@ -131,17 +131,21 @@ static inline int64_t oic_bits_bytes(int64_t n, int w)
     return (int64_t)(((uint64_t)n * (uint64_t)w + 7) >> 3);
 }
 
-/* Value i (from 0) of a stream of w-bit values (0 <= w <= 56), least significant bit first: value i is
- * bits [i*w, (i+1)*w) of the stream, and bit j of the stream is bit j % 8 of byte j / 8. Bytes past
- * nbytes read as zero. */
-static inline uint64_t oic_bits_get(const uint8_t *p, int64_t nbytes, int64_t i, int w)
+/* The w-bit value (0 <= w <= 56) at stream bit `bit`, least significant bit first: bit j of the stream is
+ * bit j % 8 of byte j / 8. Bytes past nbytes read as zero. Value i of a plain stream is at bit i*w
+ * (oic_bits_get); of an interleaved one (FORMAT.md, `stride` s and `shift` h) at i*s + h. */
+static inline uint64_t oic_bits_at(const uint8_t *p, int64_t nbytes, uint64_t bit, int w)
 {
     if (w <= 0)
         return 0;
-    uint64_t bit = (uint64_t)i * (uint64_t)w;
     int64_t byte = (int64_t)(bit >> 3);
     uint64_t x = byte + 8 <= nbytes ? oic_tc_ld64(p + byte) : oic_tc_ld64_tail(p + byte, nbytes - byte);
     return (x >> (bit & 7)) & ((UINT64_C(1) << w) - 1);
+}
+
+static inline uint64_t oic_bits_get(const uint8_t *p, int64_t nbytes, int64_t i, int w)
+{
+    return oic_bits_at(p, nbytes, (uint64_t)i * (uint64_t)(w > 0 ? w : 0), w);
 }
 
 /* Packs v[i] - base (each in [0, 2^w)) into out, which holds oic_bits_bytes(n, w) + 8 bytes. Whole bytes

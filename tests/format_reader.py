@@ -190,16 +190,16 @@ class OicFile:
         _need(all(a <= b for a, b in zip(o, o[1:])) and (not o or o[-1] <= limit), "blocked offsets")
         return o
 
-    def raw_ints(self, obj, n: int, what: str) -> list[int]:
-        """An ints object stored raw, without a reference (columns and indexes)."""
+    def raw_ints(self, obj, n: int, what: str, *, allow_stride: bool = False) -> list[int]:
+        """An ints object stored raw, without a reference (columns and indexes; columns may interleave)."""
         _need(isinstance(obj, dict) and "ref" not in obj, f"{what}: not a plain ints object")
         _need(obj.get("segment") is None or self.segments[obj["segment"]]["codec"] == "raw", f"{what}: not raw")
-        return self.ints(obj, n, what, allow_ref=False)
+        return self.ints(obj, n, what, allow_ref=False, allow_stride=allow_stride)
 
     def integers(self, name: str, col: dict, rows: int) -> list[int]:
         """The integers of a code, dict, decimal or int column: packed ``ints`` or a raw ``segment``."""
         if "ints" in col:
-            values = self.raw_ints(col["ints"], rows, name)
+            values = self.raw_ints(col["ints"], rows, name, allow_stride=True)
             lo, hi = {"u1": (0, 255), "u2": (0, 65535), "u4": (0, 2**32 - 1), "u8": (0, 2**64 - 1), "i1": (-128, 127),
                       "i2": (-(2**15), 2**15 - 1), "i4": (-(2**31), 2**31 - 1), "i8": (-(2**63), 2**63 - 1)}[col["dtype"]]
             _need(all(lo <= v <= hi for v in values), f"{name}: a value outside its dtype")
@@ -322,12 +322,18 @@ class OicFile:
 
     # ---- text encodings (FORMAT.md, "Text encodings") ---------------------------------------------------
 
-    def ints(self, obj, n: int, what: str, *, allow_ref: bool = True) -> list[int]:
-        """An ints object's ``n`` values: ``base + p_i`` (+ ``r_i`` with a ``ref``)."""
+    def ints(self, obj, n: int, what: str, *, allow_ref: bool = True, allow_stride: bool = False) -> list[int]:
+        """An ints object's ``n`` values: ``base + p_i`` (+ ``r_i`` with a ``ref``); value ``i``'s bits start at
+        ``i * stride + shift`` (stride ``w`` and shift 0 unless a column's object says otherwise)."""
         _need(isinstance(obj, dict), f"{what}: not an ints object")
         w, base, seg = obj.get("bits"), obj.get("base"), obj.get("segment")
         _need(_is_int(w) and 0 <= w <= 56, f"{what}: bits {w!r}")
         _need(_is_int(base) and abs(base) < 2**62, f"{what}: base {base!r}")
+        s, h = obj.get("stride", w), obj.get("shift", 0)
+        if "stride" in obj or "shift" in obj:
+            _need(allow_stride and w > 0, f"{what}: a stride where none may be")
+            _need(_is_int(s) and _is_int(h) and h >= 0 and w + h <= s <= 64, f"{what}: stride {s!r}, shift {h!r}")
+            _need(self.segments[seg]["codec"] == "raw", f"{what}: a stride on a zstd segment")
         if w == 0:
             _need(seg is None, f"{what}: a segment for 0 bits")
             packed = [0] * n
@@ -335,7 +341,7 @@ class OicFile:
             _need(_is_int(seg) and 0 <= seg < len(self.segments), f"{what}: segment {seg!r}")
             if self.segments[seg]["codec"] == "raw":
                 stream = self.segment(seg)
-                _need(len(stream) == math.ceil(n * w / 8), f"{what}: {len(stream)} bytes for {n} × {w} bits")
+                _need(len(stream) == math.ceil(n * s / 8), f"{what}: {len(stream)} bytes for {n} × {s} bits")
             else:
                 k = obj.get("block_rows")
                 _need(_is_int(k) and k > 0 and k % 8 == 0, f"{what}: block_rows {k!r}")
@@ -348,9 +354,9 @@ class OicFile:
             width = (w + 7) // 8 + 1
             packed = []
             for i in range(n):
-                bit = i * w
+                bit = i * s + h
                 packed.append(int.from_bytes(stream[bit >> 3 : (bit >> 3) + width], "little") >> (bit & 7) & mask)
-            _need(int.from_bytes(stream[(n * w) >> 3 :], "little") >> ((n * w) & 7) == 0, f"{what}: unused bits set")
+            _need(int.from_bytes(stream[(n * s) >> 3 :], "little") >> ((n * s) & 7) == 0, f"{what}: unused bits set")
         ref = obj.get("ref")
         if ref is None:
             return [base + v for v in packed]

@@ -639,3 +639,37 @@ def test_label_offsets_out_of_range_raise_in_batches(tmp_path_factory, tmp_path,
             r.labels_many(ids[::-1], missing="empty")
         with pytest.raises(FormatError):
             r.labels(ids[0])
+
+
+_STRIDE_CASES = {
+    "stride below bits + shift": ("stride", lambda i: i["bits"] + i["shift"] - 1),
+    "stride above 64": ("stride", lambda i: 65),
+    "stride that does not fit the segment": ("stride", lambda i: i["stride"] + 1),
+    "negative shift": ("shift", lambda i: -1),
+    "shift past the record": ("shift", lambda i: i["stride"]),
+    "stride on an index": (None, lambda i: 64),
+}
+
+
+@pytest.mark.parametrize("case", list(_STRIDE_CASES))
+def test_crafted_strides_raise_format_errors(tmp_path_factory, tmp_path, case):
+    """A label column's ``stride``/``shift`` (FORMAT.md, "Packed integers") that would read past its record or
+    its segment, or a stride where FORMAT.md allows none, is rejected at open."""
+    _, golden, _, _ = tiny(tmp_path_factory)
+    data = golden.read_bytes()
+    with oicore.open(golden) as r:
+        directory = r._store.directory
+    table = directory["tables"]["machine_labels"]
+    code = next(i for i, c in enumerate(table["columns"]) if c["name"] == "LabelName")
+    ints = table["columns"][code]["ints"]
+    assert ints.get("stride", 0) > ints["bits"], "the writer interleaves a label table's columns"
+    key, value = _STRIDE_CASES[case]
+    path = ("tables", "machine_labels", "columns", code, "ints", key) if key else ("tables", "machine_labels", "image_rows", "local", "stride")
+    crafted = json.loads(json.dumps(directory))
+    _set(crafted, path, value(ints))
+    f = tmp_path / "x.oic"
+    f.write_bytes(_rewrite(data, directory=crafted))
+    with pytest.raises(FormatError):
+        with oicore.open(f) as r:
+            r.labels(r.image_ids()[0])
+            r.table("machine_labels")

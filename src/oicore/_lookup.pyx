@@ -32,6 +32,8 @@ cdef extern from "oic_lookup.h" nogil:
         int width
         int kind
         int bits
+        int stride
+        int shift
         int64_t base
         double divisor
         int64_t constant
@@ -137,7 +139,7 @@ cdef class Column:
         self.c.constant = 0
         self.c.f32_table = NULL
         self.c.guard = NULL
-        self.c.bits = 0
+        self.c.bits = self.c.stride = self.c.shift = 0
         self.c.base = 0
         self.segment = None
         cdef size_t expected
@@ -153,14 +155,17 @@ cdef class Column:
             self.c.kind = OIC_COL_SIGNED if signed else OIC_COL_UNSIGNED
         ints = entry.get("ints")
         if ints is not None:
-            # oicore.store checked bits (0..56), base and the segment's length against the rows.
+            # oicore.store checked bits (0..56), base, stride, shift and the segment's length against the rows.
             self.c.base = ints["base"]
             if ints["bits"] == 0:
                 self.c.constant = ints["base"]
                 return
             self.c.width, self.c.bits = 0, ints["bits"]
+            self.c.stride, self.c.shift = ints.get("stride", self.c.bits), ints.get("shift", 0)
+            if not self.c.bits + self.c.shift <= self.c.stride <= 64:
+                raise FormatError(f"column {entry['name']!r}: {self.c.bits} bits at {self.c.shift} of {self.c.stride}-bit records", path=container.path)
             self.segment = Segment(container, ints["segment"])
-            expected = (rows * <size_t>self.c.bits + 7) >> 3
+            expected = (rows * <size_t>self.c.stride + 7) >> 3
             if self.c.bits <= 8:
                 self.f32_values = ((np.arange(256, dtype=np.float64) + self.c.base) / self.c.divisor).astype(np.float32)
                 self.c.f32_table = &self.f32_values[0]
@@ -188,6 +193,8 @@ cdef class Column:
 
 def _ints_column(container, desc, size_t rows, name):
     """A Column over a packed index array (an *ints* object), read as unsigned 64-bit integers."""
+    if "stride" in desc or "shift" in desc:  # only columns interleave (FORMAT.md); oic_offset_pair assumes so
+        raise FormatError(f"{name}: an index array cannot have a stride", path=container.path)
     return Column(container, {"name": name, "encoding": "int", "ints": desc, "dtype": "u8"}, rows)
 
 

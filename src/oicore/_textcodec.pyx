@@ -72,6 +72,7 @@ cdef extern from "oic_textcodec.h" nogil:
         const uint8_t *const *dict_data
         const int64_t *dict_n
     uint64_t oic_bits_get(const uint8_t *p, int64_t nbytes, int64_t i, int w)
+    uint64_t oic_bits_at(const uint8_t *p, int64_t nbytes, uint64_t bit, int w)
     uint64_t oic_tc_ld64_tail(const uint8_t *p, int64_t avail)
     int64_t oic_bits_bytes(int64_t n, int w)
     void oic_bits_pack(const int64_t *v, int64_t n, int64_t base, int w, uint8_t *out)
@@ -156,19 +157,21 @@ def unpack(const uint8_t[::1] stream, int64_t n, int bits, int64_t base):
     return out
 
 
-def unpack_at(const uint8_t[::1] stream, int64_t first_bit, int64_t n, int bits, int64_t base):
-    """``n`` values of ``bits`` bits starting at bit ``first_bit`` (< 8) of ``stream``, plus ``base``, as int64."""
-    if not 0 <= bits <= OIC_TC_BITS_MAX or not 0 <= first_bit < 8:
-        raise ValueError(f"bits must be in 0..{OIC_TC_BITS_MAX} and the first bit in 0..7, got {bits}, {first_bit}")
+def unpack_at(const uint8_t[::1] stream, int64_t first_bit, int64_t n, int bits, int64_t base, int stride=-1):
+    """``n`` values of ``bits`` bits, value ``i`` at stream bit ``first_bit + i * stride`` (``stride``: ``bits``
+    unless given; FORMAT.md's interleaved columns), plus ``base``, as int64. Bytes past the stream read as zero."""
+    if stride < 0:
+        stride = bits
+    if not 0 <= bits <= OIC_TC_BITS_MAX or first_bit < 0 or not bits <= stride <= 64:
+        raise ValueError(f"bits must be in 0..{OIC_TC_BITS_MAX}, the first bit >= 0 and the stride in bits..64, got {bits}, {first_bit}, {stride}")
     out = np.empty(n, np.int64)
     cdef int64_t[::1] o = out
-    cdef int64_t i, bit
+    cdef int64_t i
     cdef int64_t nbytes = stream.shape[0]
     cdef const uint8_t *p = _ptr(stream)
     with nogil:
         for i in range(n):
-            bit = first_bit + i * bits
-            o[i] = base + <int64_t>((oic_tc_ld64_tail(p + (bit >> 3), nbytes - (bit >> 3)) >> (bit & 7)) & ((<uint64_t>1 << bits) - 1)) if bits else base
+            o[i] = base + <int64_t>oic_bits_at(p, nbytes, <uint64_t>(first_bit + i * stride), bits)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["Records", "store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
@@ -79,14 +79,67 @@ def pack_ints(values: np.ndarray, base: int, bits: int) -> np.ndarray:
     return out
 
 
-def _store_column(writer, entry: dict, stored: np.ndarray) -> None:
+def _store_column(writer, entry: dict, stored: np.ndarray, records: "Records | None" = None) -> None:
     """A column's integers: bit-packed (``ints``) when they span at most 56 bits from a base below 2^62
-    (FORMAT.md, "Packed integers"), else raw in their dtype."""
+    (FORMAT.md, "Packed integers"), else raw in their dtype. With ``records``, packed integers wait to be
+    interleaved with the other columns of the record (``Records.write`` fills in ``ints``)."""
     lo, hi = (int(stored.min()), int(stored.max())) if len(stored) else (0, 0)
     if -(2**62) < lo and hi < 2**62 and hi - lo < 2**56:
-        entry["ints"] = store_ints(writer, stored)
+        if records is not None:
+            records.add(entry, stored, lo, (hi - lo).bit_length())
+        else:
+            entry["ints"] = store_ints(writer, stored)
     else:
         entry["segment"] = _store_array(writer, stored)
+
+
+class Records:
+    """Columns of one table packed as records in one raw segment: row ``r``'s fields are the ``r``-th
+    ``stride`` bits, each column's at its ``shift`` (FORMAT.md, "Packed integers"), so one load reads a
+    row's fields (a label table's code, confidence and source for ``labels()``). Columns whose fields would
+    make a record wider than 56 bits are packed on their own."""
+
+    def __init__(self):
+        self._fields: list[tuple[dict, np.ndarray, int, int]] = []  # (entry, values, base, bits)
+
+    def add(self, entry: dict, values: np.ndarray, base: int, bits: int) -> None:
+        self._fields.append((entry, values, base, bits))
+
+    def write(self, writer) -> None:
+        from oicore import _textcodec as _tc
+
+        packed = [f for f in self._fields if f[3]]
+        for entry, _, base, bits in self._fields:
+            if not bits:
+                entry["ints"] = {"bits": 0, "base": base, "segment": None}
+        while packed and sum(f[3] for f in packed) > _tc.BITS_MAX:  # the widest go alone
+            entry, values, _, _ = packed.pop(max(range(len(packed)), key=lambda i: packed[i][3]))
+            entry["ints"] = store_ints(writer, values)
+        if len(packed) == 1:
+            packed[0][0]["ints"] = store_ints(writer, packed[0][1])
+        elif packed:
+            shifts = np.cumsum([0] + [f[3] for f in packed]).tolist()
+            stride = shifts.pop()
+            segment = writer.add_raw(_pack_records([(v, base, shift) for (_, v, base, _), shift in zip(packed, shifts)], stride))
+            for (entry, _, base, bits), shift in zip(packed, shifts):
+                entry["ints"] = {"bits": bits, "base": base, "segment": segment, "stride": stride, "shift": shift}
+        self._fields = []
+
+
+def _pack_records(fields: list[tuple[np.ndarray, int, int]], stride: int) -> np.ndarray:
+    """Rows of ``(values - base) << shift`` summed over the fields, packed ``stride`` bits each, a chunk at a time."""
+    from oicore import _textcodec as _tc
+
+    n = len(fields[0][0])
+    out = np.empty((n * stride + 7) // 8, np.uint8)
+    step = _PACK_CHUNK * stride // 8
+    for k, lo in enumerate(range(0, n, _PACK_CHUNK)):
+        record = np.zeros(min(_PACK_CHUNK, n - lo), np.int64)
+        for values, base, shift in fields:
+            record |= (values[lo : lo + _PACK_CHUNK].astype(np.int64) - base) << shift
+        chunk = _tc.pack(record, 0, stride)
+        out[k * step : k * step + len(chunk)] = chunk
+    return out
 
 
 def _store_nulls(writer, nulls: np.ndarray | None) -> int | None:
@@ -98,16 +151,16 @@ def _store_nulls(writer, nulls: np.ndarray | None) -> int | None:
 # ---- encoders ------------------------------------------------------------------------------
 
 
-def encode_codes(writer, name: str, codes: np.ndarray, n_codes: int):
+def encode_codes(writer, name: str, codes: np.ndarray, n_codes: int, records: Records | None = None):
     """Codes into the release vocabulary, as the narrowest unsigned integers; returns (entry, Decoded)."""
     code = narrowest(0, max(n_codes - 1, 0))
     stored = codes.astype(dtype_of(code))
     entry = {"name": name, "encoding": "code", "dtype": code}
-    _store_column(writer, entry, stored)
+    _store_column(writer, entry, stored, records)
     return entry, Decoded("code", values=stored)
 
 
-def encode_dict(writer, name: str, codes: np.ndarray, values: list[str]):
+def encode_dict(writer, name: str, codes: np.ndarray, values: list[str], records: Records | None = None):
     """A small dictionary kept in the directory; one value needs no segment. Returns (entry, Decoded)."""
     entry = {"name": name, "encoding": "dict", "values": list(values)}
     if len(values) <= 1:
@@ -117,7 +170,7 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str]):
     code = narrowest(0, len(values) - 1)
     stored = codes.astype(dtype_of(code))
     entry["dtype"] = code
-    _store_column(writer, entry, stored)
+    _store_column(writer, entry, stored, records)
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
@@ -197,13 +250,13 @@ def encode_ints(writer, name: str, values: np.ndarray, nulls: np.ndarray | None)
     return entry, Decoded("int", values=stored, nulls=nulls)
 
 
-def encode_decimal(writer, name: str, k: np.ndarray, nulls: np.ndarray | None, scale: int):
+def encode_decimal(writer, name: str, k: np.ndarray, nulls: np.ndarray | None, scale: int, records: Records | None = None):
     """Decimals as integers ``k`` (nulls 0) and their scale ``e``: value = k / 10**e. Returns (entry, Decoded)."""
     lo, hi = (int(k.min()), int(k.max())) if len(k) else (0, 0)
     code = narrowest(lo, hi)
     stored = k.astype(dtype_of(code), copy=False)
     entry = {"name": name, "encoding": "decimal", "scale": scale, "dtype": code}
-    _store_column(writer, entry, stored)
+    _store_column(writer, entry, stored, records)
     entry["nulls"] = _store_nulls(writer, nulls)
     return entry, Decoded("decimal", values=stored, nulls=nulls, scale=scale)
 
@@ -307,16 +360,18 @@ def ints_array(container, desc: dict, count: int, what: str) -> np.ndarray:
 def ints_range(container, desc: dict, count: int, start: int, stop: int, what: str) -> np.ndarray:
     """Values ``[start, stop)`` of a raw *ints* object of ``count`` values, reading only their bytes."""
     from oicore import _textcodec as _tc
-    from oicore.textcodec import _check_ints
+    from oicore.textcodec import _check_ints, ints_layout
 
-    bits, base, seg, _, _ = _check_ints(container, desc, count, what, allow_ref=False)
+    bits, base, seg, _, _ = _check_ints(container, desc, count, what, allow_ref=False, allow_stride=True)
     if not 0 <= start <= stop <= count:
         raise FormatError(f"{what}: values [{start}, {stop}) outside its {count}", path=container.path)
     if not bits or stop == start:
         return np.full(stop - start, base, np.int64)
-    lo, hi = (start * bits) >> 3, (stop * bits + 7) >> 3
+    stride, shift = ints_layout(desc)
+    first = start * stride + shift
+    lo, hi = first >> 3, ((stop - 1) * stride + shift + bits + 7) >> 3
     stream = np.frombuffer(container.raw(seg, lo, hi), np.uint8)
-    return _tc.unpack_at(stream, start * bits - 8 * lo, stop - start, bits, base)
+    return _tc.unpack_at(stream, first - 8 * lo, stop - start, bits, base, stride)
 
 
 def blocked_offsets(container, spec: dict, count: int, what: str) -> np.ndarray:
@@ -347,8 +402,8 @@ def column_ints(container, entry: dict, rows: int, what: str) -> np.ndarray:
         return raw_array(container, entry["segment"], code, rows, what)
     from oicore.textcodec import _check_ints, _read_ints
 
-    _check_ints(container, entry["ints"], rows, what, allow_ref=False)
-    values = _read_ints(container, entry["ints"], rows, what, allow_ref=False)
+    _check_ints(container, entry["ints"], rows, what, allow_ref=False, allow_stride=True)
+    values = _read_ints(container, entry["ints"], rows, what, allow_ref=False, allow_stride=True)
     info = np.iinfo(_DTYPES[code])
     if len(values) and (int(values.min()) < info.min or int(values.max()) > info.max):
         raise FormatError(f"{what}: values outside its dtype {code}", path=container.path)

@@ -40,6 +40,8 @@ __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_re
 # Tables whose rows belong to images: stored in lookup order (by ImageID, then part, then file order).
 IMAGE_TABLES = ("images", "human_labels", "machine_labels", "boxes", "points", "vrd", "segmentation")
 _SPLIT_RANK = {None: 3, **SPLIT_CODES}
+_RECORD_TABLES = ("human_labels", "machine_labels")  # what labels() and labels_many() read
+_RECORD_COLUMNS = ("LabelName", "Confidence", "Source")
 # Rows rendered and compared with the source at a time: bounds the renderer's inputs, and the source's
 # pages are let go of chunk by chunk (a mapped file's resident pages count in our RSS).
 _EXACT_CHUNK = 1 << 20
@@ -316,15 +318,20 @@ class _Job:
         order, row_part = self._row_order(name, parts, id_name)
         entry: dict = {"rows": int(sum(p.rows for p in parts)), "columns": [], "parts": []}
         decoded: dict[str, C.Decoded] = {}
+        # A label table's code, confidence and source share one segment as records: labels() reads a row's
+        # three fields with one load, and a batch touches a third of the cache lines.
+        records = C.Records() if name in _RECORD_TABLES else None
         for col_name in names:
             if col_name == id_name:
                 entry["columns"].append({"name": col_name, "encoding": "image"})
                 continue
-            col_entry, col = self._encode_column(col_name, parts, order, local_values)
+            col_entry, col = self._encode_column(col_name, parts, order, local_values, records if col_name in _RECORD_COLUMNS else None)
             entry["columns"].append(col_entry)
             decoded[col_name] = col
             for p in parts:  # the table's column now holds these rows
                 p.columns.pop(col_name, None)
+        if records is not None:
+            records.write(self.writer)
         if row_part is not None:
             entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(row_part[order] if order is not None else row_part), level=self.level)
         entry["lookup_rows"] = int(self._lookup_rows)
@@ -371,7 +378,7 @@ class _Job:
         self._sorted_ids = physical_ids
         return order, row_part
 
-    def _encode_column(self, name: str, parts: list[Part], order, local_values: dict):
+    def _encode_column(self, name: str, parts: list[Part], order, local_values: dict, records=None):
         """One column of the table: its parts' narrowed values in the table's row order, encoded and written."""
         col = schema.column(name)
         kind = next(p.columns[name].kind for p in parts if name in p.columns)
@@ -389,9 +396,9 @@ class _Job:
             return gather([p.columns[name].nulls if name in p.columns and p.columns[name].nulls is not None else np.zeros(p.rows, bool) for p in parts])
 
         if kind == "code":
-            return C.encode_codes(self.writer, name, values(0, np.uint8), max(len(self.vocab.codes), 1))
+            return C.encode_codes(self.writer, name, values(0, np.uint8), max(len(self.vocab.codes), 1), records)
         if kind == "dict":
-            return C.encode_dict(self.writer, name, values(0, np.uint8), list(local_values.get(name, {})))
+            return C.encode_dict(self.writer, name, values(0, np.uint8), list(local_values.get(name, {})), records)
         if kind == "strings":
             return self._encode_text(name, parts, order)
         if kind == "int":
@@ -404,7 +411,7 @@ class _Job:
             if all(r is not None for r in rescaled):
                 for c, r in zip(present, rescaled):
                     c.values, c.scale = r, scale
-                return C.encode_decimal(self.writer, name, values(0, np.uint8), nulls(), scale)
+                return C.encode_decimal(self.writer, name, values(0, np.uint8), nulls(), scale, records)
         for c in present:  # some part is not decimal: the table's floats are stored as float64
             if c.kind == "decimal":
                 c.values, c.kind = c.values / 10.0**c.scale, "float64"

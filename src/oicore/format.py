@@ -36,7 +36,7 @@ __all__ = [
 
 MAGIC = b"\x89OIC\r\n\x1a\n"
 END_MAGIC = MAGIC[::-1]
-MAJOR, MINOR = 0, 3
+MAJOR, MINOR = 0, 4
 HEADER_SIZE = 64
 FOOTER_SIZE = 64
 ALIGNMENT = 64

@@ -75,6 +75,18 @@ def _column_segments(entry, found=None) -> set:
     return found
 
 
+def _column_bytes(container, col: dict) -> tuple[int, int]:
+    """A column's stored and raw bytes; of a segment it shares as records (``stride``), its fields' share."""
+    ints = col.get("ints")
+    segments = _column_segments(col)
+    if not isinstance(ints, dict) or ints.get("stride") in (None, ints.get("bits")):
+        return _segment_bytes(container, segments)
+    shared = ints["segment"]
+    stored, raw = _segment_bytes(container, segments - {shared})
+    s, r = _segment_bytes(container, [shared])
+    return stored + s * ints["bits"] // ints["stride"], raw + r * ints["bits"] // ints["stride"]
+
+
 def info(path) -> dict:
     """A summary of an ``.oic`` file from its directory (keys: ``INFO_KEYS``)."""
     store = Store(path)
@@ -88,7 +100,7 @@ def info(path) -> dict:
         for name, t in store.tables.items():
             cols = []
             for col in t.entry.get("columns", []):
-                stored, raw = _segment_bytes(c, _column_segments(col))
+                stored, raw = _column_bytes(c, col)
                 cols.append(
                     {
                         "name": col["name"],

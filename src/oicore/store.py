@@ -252,8 +252,9 @@ class _Checker:
             self.fail(what, f"expected {size} bytes in segment {value}, it holds {self.raw_lengths[value]}")
         return value
 
-    def ints(self, value, what: str, count: int, lo: int = -(2**62), hi: int = 2**62) -> None:
-        """A raw bit-packed *ints* object of ``count`` values whose ``base`` (the smallest value) is in [lo, hi].
+    def ints(self, value, what: str, count: int, lo: int = -(2**62), hi: int = 2**62, *, strided: bool = False) -> None:
+        """A raw bit-packed *ints* object of ``count`` values whose ``base`` (the smallest value) is in [lo, hi];
+        with ``strided`` (a column's), it may have a ``stride`` and a ``shift`` (FORMAT.md, "Packed integers").
         The largest value, ``base`` plus the packed one, is checked where the values are read."""
         self.obj(value, what)
         bits, base = value.get("bits"), value.get("base")
@@ -261,8 +262,15 @@ class _Checker:
             self.fail(f"{what} bits", f"expected an integer in [0, 56], got {bits!r}")
         if not _is_int(base) or not lo <= base <= hi:
             self.fail(f"{what} base", f"expected an integer in [{lo}, {hi}], got {base!r}")
+        stride = bits
+        if "stride" in value or "shift" in value:
+            if not strided or not bits:
+                self.fail(what, "expected no stride or shift here")
+            stride, shift = value.get("stride", bits), value.get("shift", 0)
+            if not _is_int(stride) or not _is_int(shift) or not 0 <= shift or not bits + shift <= stride <= 64:
+                self.fail(f"{what} stride", f"expected bits + shift <= stride <= 64, got stride {stride!r}, shift {shift!r}")
         if bits:
-            self.segment(value.get("segment"), what, "raw", size=(count * bits + 7) // 8)
+            self.segment(value.get("segment"), what, "raw", size=(count * stride + 7) // 8)
         elif value.get("segment") is not None:
             self.fail(what, "expected no segment for 0-bit values")
 
@@ -373,7 +381,7 @@ def _check_integers(ck: _Checker, what: str, col: dict, rows: int, codes) -> Non
     width = ck.dtype(col.get("dtype"), f"{what} dtype", codes)
     if "ints" in col:
         info = np.iinfo(C.dtype_of(col["dtype"]))
-        ck.ints(col["ints"], f"{what} ints", rows, int(info.min), int(info.max))
+        ck.ints(col["ints"], f"{what} ints", rows, int(info.min), int(info.max), strided=True)
     else:
         ck.segment(col.get("segment"), what, "raw", size=width * rows)
 

@@ -742,13 +742,27 @@ def _segment(container, seg, what, codec=None):
     return seg
 
 
-def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True):
-    """Checks a packed-integer descriptor for ``n`` values: ``(bits, base, segment or None, block_rows, ref)``."""
+def ints_layout(desc: dict) -> tuple[int, int]:
+    """``(stride, shift)`` of a checked ints object: value ``i`` starts at stream bit ``i * stride + shift``."""
+    return desc.get("stride", desc["bits"]), desc.get("shift", 0)
+
+
+def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, allow_stride: bool = False):
+    """Checks a packed-integer descriptor for ``n`` values: ``(bits, base, segment or None, block_rows, ref)``.
+    ``stride`` and ``shift`` are allowed only in columns' ints (``allow_stride``), on raw segments."""
     if not isinstance(desc, dict):
         _fail(container, what, "expected a packed-integer object")
     bits, base, seg = desc.get("bits"), desc.get("base"), desc.get("segment")
     if not _is_int(bits) or not 0 <= bits <= _tc.BITS_MAX:
         _fail(container, what, f"bits {bits!r} outside 0..{_tc.BITS_MAX}")
+    if "stride" in desc or "shift" in desc:
+        stride, shift = desc.get("stride", bits), desc.get("shift", 0)
+        if not allow_stride or not bits:
+            _fail(container, what, "a stride or shift where none may be")
+        if not _is_int(stride) or not _is_int(shift) or not 0 <= shift or not bits + shift <= stride <= 64:
+            _fail(container, what, f"stride {stride!r} and shift {shift!r}: expected bits + shift <= stride <= 64")
+    else:
+        stride = bits
     if not _is_int(base) or abs(base) >= _BASE_LIMIT:
         _fail(container, what, f"base {base!r} is not an integer below 2^62")
     K = 0
@@ -758,8 +772,10 @@ def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True):
         _segment(container, seg, what)
         info = container.segments[seg]
         if info["codec"] == "raw":
-            if info["length"] != _bits_bytes(n, bits):
-                _fail(container, what, f"expected {_bits_bytes(n, bits)} bytes of {n} {bits}-bit values, segment {seg} holds {info['length']}", seg)
+            if info["length"] != _bits_bytes(n, stride):
+                _fail(container, what, f"expected {_bits_bytes(n, stride)} bytes of {n} {bits}-bit values every {stride} bits, segment {seg} holds {info['length']}", seg)
+        elif stride != bits:
+            _fail(container, what, "a stride on a zstd segment")
         else:
             K = desc.get("block_rows")
             if not _is_int(K) or K < 8 or K % 8:
@@ -784,8 +800,12 @@ def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True):
     return bits, base, (seg if bits else None), K, ref
 
 
-def _read_ints(container, desc, n: int, what: str, *, allow_ref: bool = True) -> np.ndarray:
+def _read_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, allow_stride: bool = False) -> np.ndarray:
     """A whole packed-integer array as int64, its reference (and map) added."""
+    if allow_stride and ("stride" in desc or "shift" in desc):  # a column interleaved with others (no ref)
+        bits, base, seg, _, _ = _check_ints(container, desc, n, what, allow_ref=False, allow_stride=True)
+        stride, shift = ints_layout(desc)
+        return _tc.unpack_at(np.frombuffer(container.data(seg), np.uint8), shift, n, bits, base, stride)
     stream, bits, base, add = _ints_parts(container, desc, n, what, allow_ref=allow_ref)
     out = _tc.unpack(stream, n, bits, base)
     return out + add if add is not None else out
