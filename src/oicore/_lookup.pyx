@@ -7,6 +7,7 @@ Python layer (``oicore.release``) builds these objects lazily, on first use.
 """
 
 from cpython.buffer cimport PyBuffer_FillInfo
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsUnsignedLongLong
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport SIZE_MAX, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -377,7 +378,16 @@ cdef class Labels(_Coded):
     ``release.sources``) are numpy arrays; ``mids`` and ``names`` are lists of str.
     """
 
-    cdef readonly object confidence, source
+    cdef readonly object confidence
+    cdef bytes _source_codes  # the sources as decoded; the array is made when first asked for
+    cdef object _source
+
+    @property
+    def source(self):
+        # Most callers read labels and confidences only: an array fewer to make and free per call.
+        if self._source is None:
+            self._source = np.frombuffer(self._source_codes, np.uint8).copy()
+        return self._source
 
     def to_pandas(self):
         import pandas as pd
@@ -471,11 +481,11 @@ cdef class LabelLookup:
                     tab.source.check(lo[t], hi[t])
         cdef cnp.ndarray label = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_INT32, 0)
         cdef cnp.ndarray conf = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_FLOAT32, 0)
-        cdef cnp.ndarray src = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_UINT8, 0)
+        cdef bytes src = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
         cdef bint unfiltered = threshold <= -1e300 and want_source < 0
         cdef int32_t *pl = <int32_t *>cnp.PyArray_DATA(label)
         cdef float *pc = <float *>cnp.PyArray_DATA(conf)
-        cdef uint8_t *ps = <uint8_t *>cnp.PyArray_DATA(src)
+        cdef uint8_t *ps = <uint8_t *>PyBytes_AS_STRING(src)
         for t in range(nt):
             if not want_table[t]:
                 continue
@@ -496,7 +506,7 @@ cdef class LabelLookup:
         if k != total:
             label, conf, src = label[:k], conf[:k], src[:k]
         cdef Labels out = Labels.__new__(Labels)
-        out.label, out.confidence, out.source, out._release = label, conf, src, self.release
+        out.label, out.confidence, out._source_codes, out._release = label, conf, src, self.release
         return out
 
     def labels_many(self, cnp.ndarray ids, source=None, min_confidence=None, missing="raise"):
