@@ -250,9 +250,7 @@ cdef int to_id(object x, uint64_t *out) except -1:
             raise InvalidImageIDError(f"expected an image ID of 16 hex digits, got {x!r}")
         return 0
     if type(x) is int:
-        if x < 0:
-            raise InvalidImageIDError(f"expected an image ID within uint64, got {x}")
-        try:
+        try:  # negative and too large ints raise OverflowError (no comparison of Python ints on the hot path)
             out[0] = PyLong_AsUnsignedLongLong(x)
         except OverflowError:
             raise InvalidImageIDError(f"expected an image ID within uint64, got {x}") from None
