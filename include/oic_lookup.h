@@ -155,13 +155,12 @@ static inline void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, 
     const oic_col *b = &o->base, *l = &o->local;
     size_t k0 = i >> o->shift, k1 = (i + 1) >> o->shift;
     if (b->width == 0 && l->width == 0 && b->guard != NULL && l->guard != NULL) {
-        uint64_t lb = (uint64_t)i * (uint64_t)l->bits, bb = (uint64_t)k1 * (uint64_t)b->bits;
-        if (((lb + (uint64_t)l->bits) >> 3) + 8 <= l->guard->length && (bb >> 3) + 8 <= b->guard->length) {
+        /* local values may be fields of records (several tables' offsets side by side): bit = i * stride + shift */
+        uint64_t lb = oic_col_bit(l, i), lb1 = oic_col_bit(l, i + 1), ba = oic_col_bit(b, k0), bb = oic_col_bit(b, k1);
+        if ((lb1 >> 3) + 8 <= l->guard->length && (bb >> 3) + 8 <= b->guard->length) {
             uint64_t lm = (UINT64_C(1) << l->bits) - 1, bm = (UINT64_C(1) << b->bits) - 1;
-            uint64_t ba = (uint64_t)k0 * (uint64_t)b->bits;
             int64_t base0 = b->base + (int64_t)((oic_tc_ld64(b->guard->base + (ba >> 3)) >> (ba & 7)) & bm);
             int64_t base1 = k1 == k0 ? base0 : b->base + (int64_t)((oic_tc_ld64(b->guard->base + (bb >> 3)) >> (bb & 7)) & bm);
-            uint64_t lb1 = lb + (uint64_t)l->bits;
             *lo = base0 + l->base + (int64_t)((oic_tc_ld64(l->guard->base + (lb >> 3)) >> (lb & 7)) & lm);
             *hi = base1 + l->base + (int64_t)((oic_tc_ld64(l->guard->base + (lb1 >> 3)) >> (lb1 & 7)) & lm);
             return;

@@ -185,7 +185,7 @@ class OicFile:
         block = obj.get("block")
         _need(isinstance(block, int) and 1 <= block <= 65536 and block & (block - 1) == 0, "offsets block")
         base = self.raw_ints(obj["base"], -(-count // block), "offsets base")
-        local = self.raw_ints(obj["local"], count, "offsets local")
+        local = self.raw_ints(obj["local"], count, "offsets local", allow_stride=True)
         o = [base[i // block] + local[i] for i in range(count)]
         _need(all(a <= b for a, b in zip(o, o[1:])) and (not o or o[-1] <= limit), "blocked offsets")
         return o

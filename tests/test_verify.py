@@ -617,19 +617,19 @@ def _with_segment_bytes(data: bytes, container, seg: int, at: int, new: bytes) -
 def test_label_offsets_out_of_range_raise_in_batches(tmp_path_factory, tmp_path, table):
     """Row offsets that decrease (sound CRCs) raise FormatError from labels() and labels_many(), never read
     outside the table."""
-    from oicore import columns as C
-
     _, golden, _, _ = tiny(tmp_path_factory)
     data = golden.read_bytes()
     with oicore.open(golden) as r:
         c = r._store.container
         spec = r._store.directory["tables"][table]["image_rows"]
         seg, bits = spec["local"]["segment"], spec["local"]["bits"]
+        stride, shift = spec["local"].get("stride", bits), spec["local"].get("shift", 0)  # maybe a field of records
         ids = r.image_ids()
-        local = C.ints_array(c, spec["local"], len(ids) + 1, "local").astype(np.int64) - spec["local"]["base"]
-    local[0], local[1] = (1 << bits) - 1, 0  # image 0: rows [max, 0)
-    packed = sum(int(v) << (i * bits) for i, v in enumerate(local))
-    damaged = _with_segment_bytes(data, c, seg, 0, packed.to_bytes(c.segments[seg]["length"], "little"))
+        stream = int.from_bytes(bytes(c.raw(seg)), "little")
+    mask = (1 << bits) - 1
+    for i, v in ((0, mask), (1, 0)):  # image 0: rows [max, 0); other fields of the records kept
+        stream = stream & ~(mask << (i * stride + shift)) | v << (i * stride + shift)
+    damaged = _with_segment_bytes(data, c, seg, 0, stream.to_bytes(c.segments[seg]["length"], "little"))
     p = tmp_path / "x.oic"
     p.write_bytes(damaged)
     with oicore.open(p) as r:
@@ -647,7 +647,7 @@ _STRIDE_CASES = {
     "stride that does not fit the segment": ("stride", lambda i: i["stride"] + 1),
     "negative shift": ("shift", lambda i: -1),
     "shift past the record": ("shift", lambda i: i["stride"]),
-    "stride on an index": (None, lambda i: 64),
+    "stride on an index": (None, lambda i: 64),  # image_rows' base: only columns and `local` may have one
 }
 
 
@@ -664,7 +664,7 @@ def test_crafted_strides_raise_format_errors(tmp_path_factory, tmp_path, case):
     ints = table["columns"][code]["ints"]
     assert ints.get("stride", 0) > ints["bits"], "the writer interleaves a label table's columns"
     key, value = _STRIDE_CASES[case]
-    path = ("tables", "machine_labels", "columns", code, "ints", key) if key else ("tables", "machine_labels", "image_rows", "local", "stride")
+    path = ("tables", "machine_labels", "columns", code, "ints", key) if key else ("tables", "machine_labels", "image_rows", "base", "stride")
     crafted = json.loads(json.dumps(directory))
     _set(crafted, path, value(ints))
     f = tmp_path / "x.oic"
@@ -673,3 +673,19 @@ def test_crafted_strides_raise_format_errors(tmp_path_factory, tmp_path, case):
         with oicore.open(f) as r:
             r.labels(r.image_ids()[0])
             r.table("machine_labels")
+
+
+def test_label_tables_share_their_image_rows_as_records(tmp_path_factory):
+    """The two label tables' image row offsets (``local``) are fields of one segment (FORMAT.md, blocked
+    offsets), and each still reads back the table's own offsets (the slow reader agrees in test_format_spec)."""
+    from oicore import columns as C
+
+    _, golden, _, _ = tiny(tmp_path_factory)
+    with oicore.open(golden) as r:
+        tables = r._store.directory["tables"]
+        human, machine = (tables[t]["image_rows"]["local"] for t in ("human_labels", "machine_labels"))
+        assert human["segment"] == machine["segment"] and human["stride"] == machine["stride"] == human["bits"] + machine["bits"]
+        n = r._store.directory["images"]["count"] + 1
+        for t in ("human_labels", "machine_labels"):
+            offsets = C.blocked_offsets(r._store.container, tables[t]["image_rows"], n, t)
+            assert offsets[0] == 0 and (np.diff(offsets) >= 0).all() and offsets[-1] == tables[t]["lookup_rows"]

@@ -192,10 +192,11 @@ cdef class Column:
         return self.segment.check(a, b)
 
 
-def _ints_column(container, desc, size_t rows, name):
-    """A Column over a packed index array (an *ints* object), read as unsigned 64-bit integers."""
-    if "stride" in desc or "shift" in desc:  # only columns interleave (FORMAT.md); oic_offset_pair assumes so
-        raise FormatError(f"{name}: an index array cannot have a stride", path=container.path)
+def _ints_column(container, desc, size_t rows, name, bint strided=False):
+    """A Column over a packed index array (an *ints* object), read as unsigned 64-bit integers; only
+    ``strided`` ones (blocked offsets' ``local``) may be fields of records (FORMAT.md)."""
+    if not strided and isinstance(desc, dict) and ("stride" in desc or "shift" in desc):
+        raise FormatError(f"{name}: this index array cannot have a stride", path=container.path)
     return Column(container, {"name": name, "encoding": "int", "ints": desc, "dtype": "u8"}, rows)
 
 
@@ -213,7 +214,7 @@ cdef class Offsets:
         if "block" in spec:
             block = spec["block"]
             self.base = _ints_column(container, spec["base"], (n + block - 1) // block, "offsets base")
-            self.local = _ints_column(container, spec["local"], n, "offsets local")
+            self.local = _ints_column(container, spec["local"], n, "offsets local", True)
             self.o.shift = (block - 1).bit_length()
         else:
             self.base = Column(container, {"name": "offsets base", "encoding": "dict"}, 1)  # constant 0

@@ -100,29 +100,35 @@ class Records:
     make a record wider than 56 bits are packed on their own."""
 
     def __init__(self):
-        self._fields: list[tuple[dict, np.ndarray, int, int]] = []  # (entry, values, base, bits)
+        self._fields: list[tuple[dict, str, np.ndarray, int, int]] = []  # (where, key, values, base, bits)
 
-    def add(self, entry: dict, values: np.ndarray, base: int, bits: int) -> None:
-        self._fields.append((entry, values, base, bits))
+    def add(self, where: dict, values: np.ndarray, base: int, bits: int, key: str = "ints") -> None:
+        """``values`` (``base`` their smallest, ``bits`` the width of their span) become ``where[key]``."""
+        self._fields.append((where, key, values, base, bits))
+
+    def add_values(self, where: dict, key: str, values: np.ndarray) -> None:
+        lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+        self.add(where, values, lo, (hi - lo).bit_length(), key)
 
     def write(self, writer) -> None:
         from oicore import _textcodec as _tc
 
-        packed = [f for f in self._fields if f[3]]
-        for entry, _, base, bits in self._fields:
+        packed = [f for f in self._fields if f[4]]
+        for where, key, _, base, bits in self._fields:
             if not bits:
-                entry["ints"] = {"bits": 0, "base": base, "segment": None}
-        while packed and sum(f[3] for f in packed) > _tc.BITS_MAX:  # the widest go alone
-            entry, values, _, _ = packed.pop(max(range(len(packed)), key=lambda i: packed[i][3]))
-            entry["ints"] = store_ints(writer, values)
+                where[key] = {"bits": 0, "base": base, "segment": None}
+        while packed and sum(f[4] for f in packed) > _tc.BITS_MAX:  # the widest go alone
+            where, key, values, _, _ = packed.pop(max(range(len(packed)), key=lambda i: packed[i][4]))
+            where[key] = store_ints(writer, values)
         if len(packed) == 1:
-            packed[0][0]["ints"] = store_ints(writer, packed[0][1])
+            where, key, values, _, _ = packed[0]
+            where[key] = store_ints(writer, values)
         elif packed:
-            shifts = np.cumsum([0] + [f[3] for f in packed]).tolist()
+            shifts = np.cumsum([0] + [f[4] for f in packed]).tolist()
             stride = shifts.pop()
-            segment = writer.add_raw(_pack_records([(v, base, shift) for (_, v, base, _), shift in zip(packed, shifts)], stride))
-            for (entry, _, base, bits), shift in zip(packed, shifts):
-                entry["ints"] = {"bits": bits, "base": base, "segment": segment, "stride": stride, "shift": shift}
+            segment = writer.add_raw(_pack_records([(v, base, shift) for (_, _, v, base, _), shift in zip(packed, shifts)], stride))
+            for (where, key, _, base, bits), shift in zip(packed, shifts):
+                where[key] = {"bits": bits, "base": base, "segment": segment, "stride": stride, "shift": shift}
         self._fields = []
 
 
@@ -348,13 +354,14 @@ def raw_array(container, segment: int, code: str, count: int, what: str) -> np.n
     return np.frombuffer(view, dtype=dt)
 
 
-def ints_array(container, desc: dict, count: int, what: str) -> np.ndarray:
-    """A raw *ints* object's ``count`` values as int64 (its segment's length checked)."""
+def ints_array(container, desc: dict, count: int, what: str, *, allow_stride: bool = False) -> np.ndarray:
+    """A raw *ints* object's ``count`` values as int64 (its segment's length checked); ``allow_stride`` where
+    FORMAT.md lets it be a field of records."""
     from oicore.textcodec import _read_ints
 
     if not isinstance(desc, dict):
         raise FormatError(f"{what}: expected a packed-integer object", path=container.path)
-    return _read_ints(container, desc, count, what, allow_ref=False)
+    return _read_ints(container, desc, count, what, allow_ref=False, allow_stride=allow_stride)
 
 
 def ints_range(container, desc: dict, count: int, start: int, stop: int, what: str) -> np.ndarray:
@@ -380,7 +387,7 @@ def blocked_offsets(container, spec: dict, count: int, what: str) -> np.ndarray:
     if not isinstance(block, int) or not 1 <= block <= 1 << 16 or block & (block - 1):
         raise FormatError(f"{what}: expected a block of a power of two, got {block!r}", path=container.path)
     base = ints_array(container, spec.get("base"), -(-count // block), what + " base")
-    local = ints_array(container, spec.get("local"), count, what + " local")
+    local = ints_array(container, spec.get("local"), count, what + " local", allow_stride=True)
     return np.repeat(base, block)[:count] + local
 
 

@@ -564,18 +564,21 @@ class _Job:
             "split": w.add_raw(splits),
             "splits": list(SPLITS),
         }
+        # The label tables' image rows side by side (records): one load finds an image's rows in both.
+        records = C.Records()
         for (table, (_, counts)), positions in zip(counted, where):
             full = np.zeros(n, np.int64)
             full[positions] = counts
             offsets = np.zeros(n + 1, np.int64)
             np.cumsum(full, out=offsets[1:])
             entry = self.tables[table]
-            entry["image_rows"] = _blocked_offsets(w, offsets)
+            entry["image_rows"] = _blocked_offsets(w, offsets, records if table in _RECORD_TABLES else None)
             arrays = self._table_arrays.get(table, {})
             if table == "boxes" and "LabelName" in arrays:
                 self._class_index(entry, offsets, splits, arrays["LabelName"].values)
             if table == "human_labels" and "LabelName" in arrays and "Confidence" in arrays:
                 self._positive_index(entry, offsets, arrays["LabelName"].values, arrays["Confidence"].floats())
+        records.write(w)
 
     def _class_index(self, entry: dict, offsets: np.ndarray, splits: np.ndarray, codes: np.ndarray) -> None:
         """Boxes per class: row numbers ordered by split, then row (ImageID, file order)."""
@@ -627,9 +630,10 @@ class _Job:
 _OFFSET_BLOCKS = (16, 32, 64, 128, 256)
 
 
-def _blocked_offsets(writer, offsets: np.ndarray) -> dict:
+def _blocked_offsets(writer, offsets: np.ndarray, records=None) -> dict:
     """Monotone offsets as FORMAT.md's blocked form: per block of ``B`` entries the first offset (``base``),
-    per entry its distance from it (``local``), both bit-packed; ``B`` is the one that packs smallest."""
+    per entry its distance from it (``local``), both bit-packed; ``B`` is the one that packs smallest. With
+    ``records`` (``columns.Records``), ``local`` is written with the other offsets of the records."""
     n = len(offsets)
     best = None
     for block in _OFFSET_BLOCKS:
@@ -639,7 +643,12 @@ def _blocked_offsets(writer, offsets: np.ndarray) -> dict:
         if best is None or size < best[0]:
             best = (size, block, base, local)
     _, block, base, local = best
-    return {"block": block, "base": C.store_ints(writer, base), "local": C.store_ints(writer, local)}
+    spec = {"block": block, "base": C.store_ints(writer, base)}
+    if records is None:
+        spec["local"] = C.store_ints(writer, local)
+    else:
+        records.add_values(spec, "local", local)
+    return spec
 
 
 

@@ -135,7 +135,7 @@ def info(path) -> dict:
             "vocabulary": store.directory["vocabulary"].get("count"),
             "images": store.directory["images"].get("count"),
             "tables": tables,
-            "index_bytes": _segment_bytes(c, index_segments)[0],
+            "index_bytes": _segment_bytes(c, set(index_segments))[0],  # a segment two tables share counts once
         }
     finally:
         store.close()

@@ -281,7 +281,7 @@ class _Checker:
         if not _is_int(block) or not 1 <= block <= 1 << 16 or block & (block - 1):
             self.fail(f"{what} block", f"expected a power of two up to 65536, got {block!r}")
         self.ints(value.get("base"), f"{what} base", -(-count // block), 0, 2**48)
-        self.ints(value.get("local"), f"{what} local", count, 0, 2**48)
+        self.ints(value.get("local"), f"{what} local", count, 0, 2**48, strided=True)
 
     def dtype(self, value, what: str, codes=tuple(_INT_CODES)) -> int:
         if value not in codes:

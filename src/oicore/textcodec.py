@@ -802,7 +802,7 @@ def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, a
 
 def _read_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, allow_stride: bool = False) -> np.ndarray:
     """A whole packed-integer array as int64, its reference (and map) added."""
-    if allow_stride and ("stride" in desc or "shift" in desc):  # a column interleaved with others (no ref)
+    if allow_stride and isinstance(desc, dict) and ("stride" in desc or "shift" in desc):  # a field of records (no ref)
         bits, base, seg, _, _ = _check_ints(container, desc, n, what, allow_ref=False, allow_stride=True)
         stride, shift = ints_layout(desc)
         return _tc.unpack_at(np.frombuffer(container.data(seg), np.uint8), shift, n, bits, base, stride)
