@@ -16,7 +16,7 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["Records", "store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["Records", "strings_range", "column_rows", "store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
@@ -453,6 +453,24 @@ def decode(container, entry: dict, rows: int, *, vocabulary_size: int | None = N
     raise FormatError(f"{what}: unknown encoding {enc!r}", path=container.path)
 
 
+def column_rows(container, entry: dict, rows: int, *, vocabulary_size: int | None = None):
+    """``decode(lo, hi) -> Decoded``: rows ``[lo, hi)`` of a column. Text is decoded a range at a time (its
+    packed values, dictionaries and exceptions are read once), so a long text column never needs to be
+    whole in memory; other columns are decoded whole, once, and sliced."""
+    from oicore.textcodec import ENCODINGS, text_decoder
+
+    if entry.get("encoding") == "strings" or entry.get("encoding") in ENCODINGS:
+        text = text_decoder(container, entry, rows)
+
+        def rows_of(lo: int, hi: int) -> Decoded:
+            offsets, data = text(lo, hi)
+            return Decoded("strings", offsets=offsets, data=data)
+
+        return rows_of
+    whole = decode(container, entry, rows, vocabulary_size=vocabulary_size)
+    return lambda lo, hi: slice_rows(whole, lo, hi)
+
+
 def parse_block(payload: bytes, what: str, path) -> tuple[np.ndarray, memoryview]:
     """A text block's local offsets (uint32, rows + 1) and bytes, checked."""
     if len(payload) < 8:
@@ -483,6 +501,33 @@ def read_strings(container, entry: dict, rows: int, what: str) -> tuple[np.ndarr
         chunks.append(body)
         row += n
         base += len(body)
+    return offsets, b"".join(chunks)
+
+
+def strings_range(container, entry: dict, rows: int, lo: int, hi: int, what: str) -> tuple[np.ndarray, bytes]:
+    """Rows ``[lo, hi)`` of a ``strings`` column: int64 offsets from 0 and the bytes, decoding only the blocks
+    that hold them."""
+    seg = entry["segment"]
+    block_rows = entry["block_rows"]
+    if len(block_rows) != container.block_count(seg) or sum(block_rows) != rows:
+        raise FormatError(f"{what}: its blocks do not hold {rows} rows", path=container.path)
+    if not 0 <= lo <= hi <= rows:
+        raise FormatError(f"{what}: rows [{lo}, {hi}) outside its {rows}", path=container.path)
+    offsets = np.zeros(hi - lo + 1, np.int64)
+    chunks, first, base = [], 0, 0
+    for k, n in enumerate(block_rows):
+        a, b = max(lo, first), min(hi, first + n)  # this block's rows that are wanted
+        if a < b:
+            local, body = parse_block(container.frame_data(seg, k), what, container.path)
+            if len(local) != n + 1:
+                raise FormatError(f"{what}: block {k} holds {len(local) - 1} rows, expected {n}", path=container.path)
+            start, stop = int(local[a - first]), int(local[b - first])
+            offsets[a - lo + 1 : b - lo + 1] = local[a - first + 1 : b - first + 1].astype(np.int64) - start + base
+            chunks.append(body[start:stop])
+            base += stop - start
+        first += n
+        if first >= hi:
+            break
     return offsets, b"".join(chunks)
 
 

@@ -173,8 +173,15 @@ def find_exceptions(specs, n_rows: int, source, data_offset: int, terminator: st
 
 def render_part(out, specs, n_rows: int, prefix: bytes, terminator: str, exc_rows: np.ndarray, exc_texts: list[bytes], suffix: bytes, *, chunk_rows: int = 1 << 16):
     """Write a part's bytes to ``out`` (a binary file or anything with ``write``)."""
-    term = terminator.encode()
     out.write(prefix)
+    render_rows(out, specs, n_rows, terminator, exc_rows, exc_texts, chunk_rows=chunk_rows)
+    out.write(suffix)
+
+
+def render_rows(out, specs, n_rows: int, terminator: str, exc_rows, exc_texts, *, chunk_rows: int = 1 << 16):
+    """Write rows ``[0, n_rows)`` of ``specs``: each rendered with its terminator, or, for the rows
+    ``exc_rows`` (increasing, relative to these rows), the matching raw text."""
+    term = terminator.encode()
     row, k = 0, 0
     while row < n_rows:
         stop = min(row + chunk_rows, n_rows)
@@ -187,4 +194,3 @@ def render_part(out, specs, n_rows: int, prefix: bytes, terminator: str, exc_row
         if row < stop:
             out.write(_render.render(specs, row, stop, term))
             row = stop
-    out.write(suffix)

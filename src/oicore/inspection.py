@@ -48,6 +48,9 @@ class VerifyMismatchError(OicoreError, ValueError):
         return (type(self), (self.reason,), {"path": self.path, "line": self.line})
 
 
+_CHECK_ROWS = 1 << 18  # rows of a column decoded at a time by verify
+
+
 def _segment_bytes(container, segments) -> tuple[int, int]:
     stored = raw = 0
     for i in segments:
@@ -147,7 +150,7 @@ def verify(path, against=None) -> dict:
     Returns a summary (segments, blocks, sources checked). ``against`` (paths of release folders or
     files) also exports every source in memory and compares it with the file of the same name.
     """
-    from oicore.exporter import iter_parts, write_part
+    from oicore.exporter import iter_tables, write_parts
 
     store = Store(path)  # header, footer, directory and its shape
     try:
@@ -157,7 +160,8 @@ def verify(path, against=None) -> dict:
         for name, t in store.tables.items():
             for col in t.columns:
                 if t.columns[col]["encoding"] != "image":
-                    t.column(col)
+                    for w in range(0, max(t.rows, 1), _CHECK_ROWS):  # text a window at a time: memory stays bounded
+                        t.column_rows(col, w, min(w + _CHECK_ROWS, t.rows))
             if "image_rows" in t.entry:
                 offsets = t.image_rows()
                 if int(offsets[-1]) != t.lookup_rows:
@@ -170,7 +174,7 @@ def verify(path, against=None) -> dict:
             t.forget()  # one table's decoded columns at a time
         compared = 0
         if against is not None:
-            compared = _compare(store, against, iter_parts, write_part)
+            compared = _compare(store, against, iter_tables, write_parts)
         return {
             "path": os.fspath(path),
             "segments": len(store.container.segments),
@@ -258,24 +262,28 @@ def _check_class_index(store, t) -> None:
             store.fail(f"table {t.name!r}: row images do not match its image rows", t.entry["row_image"].get("segment"))
 
 
-def _compare(store, against, iter_parts, write_part) -> int:
+def _compare(store, against, iter_tables, write_parts) -> int:
     from oicore.sources import find_sources
 
     given = {s.name: s.path for s in find_sources(against if isinstance(against, (list, tuple)) else [against])}
     compared = 0
-    for source, table, k in iter_parts(store):
-        path = given.get(source["name"])
-        if path is None:
-            continue
-        with open(path, "rb") as f:
-            sink = _CompareSink(f)
-            write_part(store, table, k, sink)
-            offset = sink.finish()
-        if offset is not None:
-            raise VerifyMismatchError(
-                f"{source['name']}: the export differs from {path} at line {sink.line} (byte {offset})", path=os.fspath(path), line=sink.line
-            )
-        compared += 1
+    for table, parts in iter_tables(store):
+        # A table's files are compared together: each window of its rows is decoded once for all of them.
+        present = [(source, k, given[source["name"]]) for source, k in parts if source["name"] in given]
+        files = [open(path, "rb") for _, _, path in present]
+        try:
+            sinks = [_CompareSink(f) for f in files]
+            write_parts(store, table, [k for _, k, _ in present], sinks)
+            for (source, _, path), sink in zip(present, sinks):
+                offset = sink.finish()
+                if offset is not None:
+                    raise VerifyMismatchError(
+                        f"{source['name']}: the export differs from {path} at line {sink.line} (byte {offset})", path=os.fspath(path), line=sink.line
+                    )
+                compared += 1
+        finally:
+            for f in files:
+                f.close()
     if not compared:
         raise FileNotFoundError(2, "no source file of the .oic file was found among", ", ".join(map(str, against)) if isinstance(against, (list, tuple)) else str(against))
     return compared

@@ -101,6 +101,7 @@ class TableView:
         self.columns = {c["name"]: c for c in entry.get("columns", [])}
         self.parts = entry["parts"]
         self._decoded: dict[str, C.Decoded] = {}
+        self._row_decoders: dict = {}
 
     def column(self, name: str) -> C.Decoded:
         col = self._decoded.get(name)
@@ -110,9 +111,19 @@ class TableView:
             col = self._decoded[name] = C.decode(self.store.container, entry, self.rows, vocabulary_size=vocab)
         return col
 
+    def column_rows(self, name: str, lo: int, hi: int) -> C.Decoded:
+        """Rows ``[lo, hi)`` of a column; text is decoded only for those rows (``columns.column_rows``)."""
+        decode = self._row_decoders.get(name)
+        if decode is None:
+            entry = self.columns[name]
+            vocab = self.store.directory["vocabulary"]["count"] if entry.get("encoding") == "code" else None
+            decode = self._row_decoders[name] = C.column_rows(self.store.container, entry, self.rows, vocabulary_size=vocab)
+        return decode(lo, hi)
+
     def forget(self) -> None:
         """Drop the decoded columns (they are decoded again when asked for)."""
         self._decoded.clear()
+        self._row_decoders.clear()
 
     def image_rows(self) -> np.ndarray:
         """Offsets (int64, n_images + 1): the lookup rows of image i are ``[o[i], o[i+1])``."""
@@ -156,9 +167,10 @@ class TableView:
             positions = positions[order]
         return positions
 
-    def row_image_ids(self, positions: np.ndarray) -> np.ndarray:
-        """The image ID of each physical row in ``positions`` (lookup rows only)."""
-        offsets = self.image_rows().astype(np.int64)
+    def row_image_ids(self, positions: np.ndarray, offsets: np.ndarray | None = None) -> np.ndarray:
+        """The image ID of each physical row in ``positions``; ``offsets``: ``image_rows()``, when the caller
+        has them already (export asks chunk by chunk)."""
+        offsets = self.image_rows() if offsets is None else offsets
         out = np.empty(len(positions), np.uint64)
         lookup = positions < self.lookup_rows
         index = np.searchsorted(offsets, positions[lookup], side="right") - 1

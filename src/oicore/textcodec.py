@@ -35,7 +35,7 @@ from oicore import _textcodec as _tc
 from oicore.columns import Decoded, encode_strings, parse_block, read_strings, string_blocks
 from oicore.errors import FormatError
 
-__all__ = ["encode_text", "decode_text", "text_row", "ENCODINGS", "TEMPLATES"]
+__all__ = ["encode_text", "decode_text", "text_decoder", "text_row", "ENCODINGS", "TEMPLATES"]
 
 ENCODINGS = ("template", "md5", "text_dict")
 
@@ -947,10 +947,12 @@ def _template_parts(container, entry, what):
 # ---- decoding -------------------------------------------------------------------------------------------
 
 
-def _run_passes(container, what, rows, run, pool=None) -> tuple[np.ndarray, bytes]:
-    """Pass 0 (lengths) then pass 1 (write) of a decoder ``run(sink)``, over row chunks (in ``pool``)."""
+def _run_passes(container, what, lo, hi, run, pool=None) -> tuple[np.ndarray, bytes]:
+    """Pass 0 (lengths) then pass 1 (write) of a decoder ``run(sink)`` over rows ``[lo, hi)``, cut into row
+    chunks (run in ``pool``). Returns the rows' offsets (from 0) and bytes."""
+    rows = hi - lo
     k = 1 if pool is None or rows < 32768 else max(2, getattr(pool, "_max_workers", 2))
-    cuts = [rows * i // k for i in range(k + 1)]
+    cuts = [lo + rows * i // k for i in range(k + 1)]
     chunks = [(cuts[i], cuts[i + 1]) for i in range(k)]
     lens = np.empty(rows, np.int64)
 
@@ -960,11 +962,11 @@ def _run_passes(container, what, rows, run, pool=None) -> tuple[np.ndarray, byte
             if st != 0:
                 _fail(container, what, f"row {bad}: {_tc.STATUS[st]}")
 
-    each(lambda c: run(_tc.Sink(0, c[0], c[1], lens[c[0] : c[1]])))
+    each(lambda c: run(_tc.Sink(0, c[0], c[1], lens[c[0] - lo : c[1] - lo])))
     offsets = np.zeros(rows + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
     out = np.empty(int(offsets[-1]), np.uint8)
-    each(lambda c: run(_tc.Sink(1, c[0], c[1], offsets[c[0] : c[1] + 1], out)))
+    each(lambda c: run(_tc.Sink(1, c[0], c[1], offsets[c[0] - lo : c[1] - lo + 1], out)))
     return offsets, out.tobytes()
 
 
@@ -974,31 +976,54 @@ def decode_text(container, entry: dict, rows: int, *, pool=None) -> tuple[np.nda
     Reads ``strings`` columns too. ``pool`` (an executor) decodes row ranges in parallel. A structural
     problem raises ``FormatError``.
     """
+    return text_decoder(container, entry, rows, pool=pool)(0, rows)
+
+
+def text_decoder(container, entry: dict, rows: int, *, pool=None):
+    """``decode(lo, hi) -> (offsets, bytes)``: rows ``[lo, hi)`` of a text column (offsets from 0). The
+    column's packed values, dictionaries and exceptions are read once, here; each call decodes only its rows,
+    so a long column can be exported a chunk at a time. Structural problems raise ``FormatError``."""
     what = f"column {entry.get('name')!r}" if isinstance(entry, dict) else "column"
     if not isinstance(entry, dict):
         _fail(container, what, "expected an object")
     enc = entry.get("encoding")
     _check_rows(container, entry, rows, what)
+
+    def passes(run):
+        def decode(lo: int, hi: int):
+            if not 0 <= lo <= hi <= rows:
+                _fail(container, what, f"rows [{lo}, {hi}) outside its {rows}")
+            try:
+                return _run_passes(container, what, lo, hi, run, pool)
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                if isinstance(e, FormatError):
+                    raise
+                _fail(container, what, f"inconsistent entry ({type(e).__name__}: {e})")
+
+        return decode
+
     try:
         if enc == "strings":
             seg, block_rows = _check_blocks(container, entry, what)
             if seg is None:
                 if rows:
                     _fail(container, what, f"no frames for {rows} rows")
-                return np.zeros(1, np.int64), b""
-            return read_strings(container, entry, rows, what)
+                return lambda lo, hi: (np.zeros(hi - lo + 1, np.int64), b"")
+            from oicore.columns import strings_range
+
+            return lambda lo, hi: strings_range(container, entry, rows, lo, hi, what)
         if enc == "md5":
             seg = _segment(container, entry.get("segment"), what, "raw")
             if container.segments[seg]["length"] != 16 * rows:
                 _fail(container, what, f"expected {16 * rows} bytes of MD5s, segment {seg} holds {container.segments[seg]['length']}", seg)
             md5 = np.frombuffer(container.raw(seg), np.uint8)
             exc = _read_exceptions(container, entry.get("exceptions"), rows, what)
-            return _run_passes(container, what, rows, lambda sink: _tc.md5_decode(sink, md5, exc), pool)
+            return passes(lambda sink: _tc.md5_decode(sink, md5, exc))
         if enc == "text_dict":
             dict_off, dict_data = _read_dictionary(container, entry.get("dictionary"), what + " dictionary")
             codes = _tc.IntsSet([_ints_parts(container, entry.get("codes"), rows, what + " codes")])
             exc = _read_exceptions(container, entry.get("exceptions"), rows, what)
-            return _run_passes(container, what, rows, lambda sink: _tc.dict_decode(sink, codes, dict_off, dict_data, exc), pool)
+            return passes(lambda sink: _tc.dict_decode(sink, codes, dict_off, dict_data, exc))
         if enc == "template":
             templates, fields = _template_parts(container, entry, what)
             tpl = _tc.IntsSet([_ints_parts(container, entry.get("template"), rows, what + " template codes")])
@@ -1010,7 +1035,7 @@ def decode_text(container, entry: dict, rows: int, *, pool=None) -> tuple[np.nda
             field_set = _tc.IntsSet(parts)
             exc = _read_exceptions(container, entry.get("exceptions"), rows, what)
             prog = _compile(templates, fields, dicts)
-            return _run_passes(container, what, rows, lambda sink: prog.decode(sink, tpl, field_set, exc), pool)
+            return passes(lambda sink: prog.decode(sink, tpl, field_set, exc))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         if isinstance(e, FormatError):
             raise
