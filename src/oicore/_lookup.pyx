@@ -191,6 +191,15 @@ cdef class Column:
         oic_col_span(&self.c, lo, hi, &a, &b)
         return self.segment.check(a, b)
 
+    def value(self, size_t row):
+        """Row ``row``'s stored value: the integer (a decimal's ``k``), or a float64 column's float."""
+        if row >= self.rows:
+            raise IndexError(f"row {row} outside the column's {self.rows}")
+        self.check(row, row + 1)
+        if self.c.kind == OIC_COL_FLOAT:
+            return oic_col_double(&self.c, row)
+        return oic_col_int(&self.c, row)
+
 
 def _ints_column(container, desc, size_t rows, name, bint strided=False):
     """A Column over a packed index array (an *ints* object), read as unsigned 64-bit integers; only
@@ -229,6 +238,14 @@ cdef class Offsets:
         self.base.check(0, self.base.rows)
         self.local.check(0, self.n)
         return 0
+
+    def pair(self, size_t i):
+        """The item range ``(lo, hi)`` of entry ``i``, checked against the items' count."""
+        cdef size_t lo, hi
+        if i + 1 >= self.n:
+            raise IndexError(f"entry {i} outside the offsets' {self.n - 1}")
+        self.range(i, &lo, &hi)
+        return lo, hi
 
     cdef int range(self, size_t i, size_t *lo, size_t *hi) except -1:
         cdef int64_t a, b

@@ -83,6 +83,7 @@ class ImageInfo:
     rotation: float | None = None
 
 
+_NUMBER_ENCODINGS = ("code", "dict", "decimal", "int", "float64")
 _IMAGE_FIELDS = {
     "Subset": "subset",
     "OriginalURL": "original_url",
@@ -199,6 +200,7 @@ class Release:
         self._image_index = None
         self._label_lookup = None
         self._box_lookup = None
+        self._image_lookup = None
         self._classes = None
         self._hierarchy = None
         self._mids = None
@@ -227,7 +229,7 @@ class Release:
             except (ValueError, LookupError, OSError):
                 pass
         self._closed = True
-        self._image_index = self._label_lookup = self._box_lookup = None
+        self._image_index = self._label_lookup = self._box_lookup = self._image_lookup = None
         self.__dict__.pop("labels", None)  # back to the methods, which raise on a closed Release
         self.__dict__.pop("boxes_for_image", None)
         self._store.close()
@@ -397,8 +399,8 @@ class Release:
         t = self._store.tables.get("images")
         if t is None:
             raise KeyError(f"{self.path} has no images table")
-        offsets = t.image_rows()
-        lo, hi = int(offsets[index]), int(offsets[index + 1])
+        rows, numbers = self._image_rows_lookup()
+        lo, hi = rows.pair(index)
         values = {"image_id": f"{_lookup.parse_id(image_id):016x}"}
         if hi == lo:
             raise KeyError(f"image {values['image_id']} has no row in the images table")
@@ -406,11 +408,44 @@ class Release:
             field_name = _IMAGE_FIELDS.get(name)
             if field_name is None:
                 continue
-            values[field_name] = self._cell(t, name, entry, lo)
+            values[field_name] = self._cell(t, name, entry, lo, numbers.get(name))
         return ImageInfo(**values)
 
-    def _cell(self, table, name: str, entry: dict, row: int):
+    def _image_rows_lookup(self):
+        """The images table's row offsets and its number columns as readers of single rows (nothing decoded
+        whole: a row costs a few loads at any scale)."""
+        lookup = self._image_lookup
+        if lookup is None:
+            with self._lock:
+                if self._image_lookup is None:
+                    t = self._store.tables["images"]
+                    if "image_rows" not in t.entry:
+                        raise KeyError(f"{self.path}: the images table has no image index")
+                    c = self._store.container
+                    rows = _lookup.Offsets(c, t.entry["image_rows"], self._images.n + 1, t.lookup_rows)
+                    numbers = {n: _lookup.Column(c, e, t.rows) for n, e in t.columns.items() if e["encoding"] in _NUMBER_ENCODINGS and n in _IMAGE_FIELDS}
+                    self._image_lookup = (rows, numbers)
+                lookup = self._image_lookup
+        return lookup
+
+    def _cell(self, table, name: str, entry: dict, row: int, reader=None):
         enc = entry["encoding"]
+        if reader is not None:  # a number column: the row's value, read in place
+            seg = entry.get("nulls")
+            if seg is not None and self._store.container.raw(seg, row >> 3, (row >> 3) + 1)[0] >> (row & 7) & 1:
+                return None
+            v = reader.value(row)
+            if enc == "dict":
+                if not 0 <= v < len(entry["values"]):
+                    raise FormatError(f"images column {name!r}: row {row} holds code {v} of {len(entry['values'])}", path=self.path)
+                return entry["values"][v]
+            if enc == "code":
+                if not 0 <= v < len(self.mids):
+                    raise FormatError(f"images column {name!r}: row {row} holds code {v} of {len(self.mids)}", path=self.path)
+                return self.mids[v]
+            if enc == "decimal":
+                return float(v) / 10.0 ** entry["scale"]
+            return v
         if enc == "strings":
             from oicore.columns import string_row
 
