@@ -258,6 +258,50 @@ cdef class Offsets:
         return 0
 
 
+def images_matching(Offsets offsets not None, Column code not None, Column confidence, Column source, int64_t want_code,
+                    int64_t want_source=-1, int positive=-1, double threshold=-1e300):
+    """Sorted indexes of the images with a row of label ``want_code`` that passes the filters: stored Source
+    value ``want_source`` (-1: any), ``positive`` (1: confidence > 0, 0: confidence == 0, -1: either) and
+    confidence >= ``threshold``. One pass over the offsets and the rows in place, without the GIL; every
+    block is checked first, and every row range against the table's rows."""
+    cdef size_t n = offsets.n - 1, i, r
+    cdef int64_t a, b
+    cdef double v
+    cdef bint use_conf = confidence is not None and (positive >= 0 or threshold > -1e300)
+    if want_source >= 0 and source is None:
+        raise ValueError("a Source filter needs the Source column")
+    offsets.check_all()
+    code.check(0, code.rows)
+    if use_conf:
+        confidence.check(0, confidence.rows)
+    if want_source >= 0:
+        source.check(0, source.rows)
+    out = np.empty(n, np.int64)
+    cdef int64_t[::1] o = out
+    cdef size_t k = 0, bad = n
+    with nogil:
+        for i in range(n):
+            oic_offset_pair(&offsets.o, i, &a, &b)
+            if a < 0 or a > b or <size_t>b > offsets.limit or <size_t>b > code.rows:
+                bad = i
+                break
+            for r in range(<size_t>a, <size_t>b):
+                if oic_col_int(&code.c, r) != want_code:
+                    continue
+                if want_source >= 0 and oic_col_int(&source.c, r) != want_source:
+                    continue
+                if use_conf:
+                    v = oic_col_double(&confidence.c, r)
+                    if (positive == 1 and not v > 0) or (positive == 0 and v != 0) or v < threshold:
+                        continue
+                o[k] = <int64_t>i
+                k += 1
+                break
+    if bad < n:
+        raise FormatError(f"offsets [{a}, {b}) at {bad} outside 0..{offsets.limit}", path=code.segment.path if code.segment is not None else None)
+    return out[:k].copy()
+
+
 cdef int to_id(object x, uint64_t *out) except -1:
     """A 16-hex string (either case), a Python int or a numpy integer, as a uint64."""
     cdef const char *s

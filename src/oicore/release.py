@@ -523,32 +523,31 @@ class Release:
         if exact and source not in self.sources:
             raise ValueError(f"unknown source {source!r}; expected 'human', 'machine', 'boxes' or one of {self.sources}")
         found = []
+        c = self._store.container
         for name in names:
             t = self._store.tables.get(name)
-            if t is None or "image_rows" not in t.entry:
+            if t is None or "image_rows" not in t.entry or "LabelName" not in t.columns:
                 continue
-            n = t.lookup_rows
-            keep = np.asarray(t.column("LabelName").values[:n]) == code
+            want_source = -1
             if exact:
-                src = t.column("Source") if "Source" in t.columns else None
-                if src is None:
+                entry = t.columns.get("Source")
+                if entry is None or entry["encoding"] != "dict" or source not in entry["values"]:
                     continue
-                values = np.asarray(src.values[:n]) if src.values is not None else np.zeros(n, np.uint8)
-                keep &= values == src.dictionary.index(source) if source in src.dictionary else False
-            if "Confidence" in t.columns and (positive is not None or min_confidence is not None):
-                conf = t.column("Confidence").floats()[:n]
-                if positive is True:
-                    keep &= conf > 0
-                elif positive is False:
-                    keep &= conf == 0
-                if min_confidence is not None:
-                    keep &= conf >= min_confidence
-            rows = np.flatnonzero(keep)
-            offsets = t.image_rows().astype(np.int64)
-            found.append(np.searchsorted(offsets, rows, side="right") - 1)
+                want_source = entry["values"].index(source)
+            columns = {n: _lookup.Column(c, t.columns[n], t.rows) if n in t.columns else None for n in ("LabelName", "Confidence", "Source")}
+            offsets = _lookup.Offsets(c, t.entry["image_rows"], self._images.n + 1, t.lookup_rows)
+            found.append(
+                _lookup.images_matching(
+                    offsets, columns["LabelName"], columns["Confidence"], columns["Source"], code, want_source,
+                    -1 if positive is None else int(bool(positive)), -1e300 if min_confidence is None else float(min_confidence),
+                )
+            )
         if not found:
             return np.zeros(0, np.int64)
-        return np.unique(np.concatenate(found))
+        if len(found) == 1:
+            return found[0]  # sorted and unique already
+        merged = np.sort(np.concatenate(found))  # (np.unique hashes: many times slower on millions of ints)
+        return merged[np.concatenate(([True], merged[1:] != merged[:-1]))] if len(merged) else merged
 
     def class_counts(self, table: str = "boxes"):
         """Rows per label, split and source of ``table`` (``boxes``, ``human_labels`` or ``machine_labels``), as a
@@ -560,22 +559,27 @@ class Release:
         if t is None or "image_rows" not in t.entry:
             raise KeyError(f"no table {table!r} with image rows; expected one of {[n for n, x in self._store.tables.items() if 'image_rows' in x.entry]}")
         n = t.lookup_rows
-        codes = np.asarray(t.column("LabelName").values[:n]).astype(np.int64)
-        offsets = t.image_rows().astype(np.int64)
-        split = self._store.images["split"][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))].astype(np.int64)
-        src_col = t.column("Source") if "Source" in t.columns else None
-        src = np.asarray(src_col.values[:n]).astype(np.int64) if src_col is not None else np.zeros(n, np.int64)
-        key = (codes * 256 + split) * 256 + src
-        uniq, counts = np.unique(key, return_counts=True)
-        mids = self.mids
+        c = self._store.container
+        # Decoded here, not through the table view, so the Release keeps nothing of them.
+        codes = C.decode(c, t.columns["LabelName"], t.rows, vocabulary_size=len(self.mids)).values[:n]
+        offsets = t.image_rows()
+        split = self._store.images["split"][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
+        split = np.minimum(split, len(self.splits))  # unknown (255) counts as one more split
+        src_col = C.decode(c, t.columns["Source"], t.rows) if "Source" in t.columns else None
         dictionary = src_col.dictionary if src_col is not None else [None]
-        splits = self.splits
+        n_src, n_split = max(len(dictionary), 1), len(self.splits) + 1
+        key = codes.astype(np.int64) * (n_split * n_src) + split.astype(np.int64) * n_src
+        if src_col is not None:
+            key += src_col.values[:n]
+        counts = np.bincount(key, minlength=len(self.mids) * n_split * n_src) if n else np.zeros(0, np.int64)
+        present = np.flatnonzero(counts)
+        mids, splits = self.mids, self.splits
         return pd.DataFrame(
             {
-                "LabelName": [mids[k] for k in (uniq // 65536).tolist()],
-                "split": [splits[s] if s < len(splits) else None for s in ((uniq // 256) % 256).tolist()],
-                "Source": [dictionary[s] for s in (uniq % 256).tolist()],
-                "count": counts,
+                "LabelName": [mids[k] for k in (present // (n_split * n_src)).tolist()],
+                "split": [splits[s] if s < len(splits) else None for s in ((present // n_src) % n_split).tolist()],
+                "Source": [dictionary[s] for s in (present % n_src).tolist()],
+                "count": counts[present],
             }
         )
 
