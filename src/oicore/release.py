@@ -201,6 +201,7 @@ class Release:
         self._label_lookup = None
         self._box_lookup = None
         self._image_lookup = None
+        self._vocabularies: dict = {}
         self._classes = None
         self._hierarchy = None
         self._mids = None
@@ -645,13 +646,7 @@ class Release:
         """
         if mode not in ("multi_hot", "ternary"):
             raise ValueError(f"mode must be 'multi_hot' or 'ternary', got {mode!r}")
-        mids = self.classes.lists[vocabulary] if isinstance(vocabulary, str) else list(vocabulary)
-        column = np.full(len(self.mids), -1, np.int64)
-        for j, mid in enumerate(mids):
-            code = self.classes.code_of_mid(mid)
-            if code is None:
-                raise KeyError(f"{mid!r} is not a label of this release")
-            column[code] = j
+        mids, column = self._vocabulary_columns(vocabulary)
         source = None if source in (None, "all") else source
         arr = self._id_array(ids)
         # Positives: confidence >= min_confidence, compared exactly (in double precision, as labels() does).
@@ -684,6 +679,23 @@ class Release:
                     continue
                 out[row_of[m], cols[m]] = value
         return out
+
+    def _vocabulary_columns(self, vocabulary) -> tuple[list[str], np.ndarray]:
+        """A vocabulary's MIDs and, per release code, its column (-1: not in it); kept per vocabulary, since
+        training code asks for the same one every batch."""
+        key = vocabulary if isinstance(vocabulary, str) else tuple(vocabulary)
+        found = self._vocabularies.get(key)
+        if found is None:
+            mids = self.classes.lists[vocabulary] if isinstance(vocabulary, str) else list(vocabulary)
+            column = np.full(len(self.mids), -1, np.int64)
+            for j, mid in enumerate(mids):
+                code = self.classes.code_of_mid(mid)
+                if code is None:
+                    raise KeyError(f"{mid!r} is not a label of this release")
+                column[code] = j
+            column.flags.writeable = False
+            found = self._vocabularies[key] = (mids, column)
+        return found
 
     def _human_sources(self) -> set[int]:
         t = self._store.tables.get("human_labels")
