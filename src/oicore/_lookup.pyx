@@ -483,7 +483,37 @@ cdef int _source_filter(object source, list tables, uint8_t *want_table, int *wa
     return 0
 
 
-cdef class LabelLookup:
+cdef class _Deferred:
+    """A lookup whose tables are set up on first use: ``build(lookup)`` calls its ``setup``. A Release makes
+    its lookups at open (nothing read) and hands out their bound methods, so ``f = release.labels`` taken
+    before any call is as fast as a call after it; ``close()`` makes every later call raise."""
+
+    cdef object build
+    cdef readonly bint ready
+    cdef bint closed
+    cdef object closed_message
+
+    def __init__(self, build):
+        self.build = build
+
+    cdef inline int prepare(self) except -1:
+        if not self.ready or self.closed:
+            if self.closed:
+                raise ValueError(self.closed_message)
+            self.build(self)  # under the Release's lock; calls setup, which sets ready
+        return 0
+
+    def prepared(self):
+        """The lookup, set up (building its tables now if needed)."""
+        self.prepare()
+        return self
+
+    def close(self, message="operation on a closed Release"):
+        self.closed = True
+        self.closed_message = message
+
+
+cdef class LabelLookup(_Deferred):
     """``labels()`` and ``labels_many()`` over the release's label tables."""
 
     cdef ImageIndex images
@@ -491,25 +521,33 @@ cdef class LabelLookup:
     cdef object release
     cdef list sources
 
-    def __init__(self, ImageIndex images, list tables, release, list sources):
+    def setup(self, ImageIndex images, list tables, release, list sources):
         self.images = images
         self.tables = tables
         self.release = release
         self.sources = sources
+        self.ready = True
 
     def labels(self, image_id, source=None, min_confidence=None):
+        """Every image-level label row of an image: human tables first, then machine, each in file order.
+
+        ``source`` is ``"human"``, ``"machine"`` or an exact Source value; ``min_confidence`` keeps rows with
+        confidence ≥ it. Malformed IDs raise ``InvalidImageIDError``; IDs in no table raise ``KeyError``.
+        """
         cdef uint64_t id
         cdef int64_t i
         cdef size_t lo[4]
         cdef size_t hi[4]
         cdef size_t total = 0, r, k = 0
-        cdef int t, nt = len(self.tables)
+        cdef int t, nt
         cdef uint8_t want_table[4]
         cdef int want_source
         cdef LabelTable tab
         cdef double threshold = -1e300
         cdef double v
         cdef uint8_t s
+        self.prepare()
+        nt = len(self.tables)
         to_id(image_id, &id)
         i = self.images.find(id)
         if i < 0:
@@ -576,6 +614,7 @@ cdef class LabelLookup:
         """
         if missing not in ("raise", "empty"):
             raise ValueError(f"missing must be 'raise' or 'empty', got {missing!r}")
+        self.prepare()
         cdef BatchRun b = BatchRun.__new__(BatchRun)
         b.setup(self, source, min_confidence)
         return b.run(np.ascontiguousarray(ids, dtype=np.uint64), missing, self.images.path)
@@ -870,7 +909,7 @@ def freeze(Boxes b):
         a.flags.writeable = False
 
 
-cdef class BoxLookup:
+cdef class BoxLookup(_Deferred):
     """``boxes_for_image()`` and ``boxes()`` (per class) over the boxes table."""
 
     cdef ImageIndex images
@@ -879,12 +918,14 @@ cdef class BoxLookup:
     cdef const uint8_t *splits
     cdef Segment split_seg
 
-    def __init__(self, ImageIndex images, BoxTable table, release, container, split_segment):
-        self.images, self.table, self.release = images, table, release
-        self.split_seg = Segment(container, split_segment)
-        if self.split_seg.length != images.n:
+    def setup(self, ImageIndex images, BoxTable table, release, container, split_segment):
+        split_seg = Segment(container, split_segment)
+        if split_seg.length != images.n:
             raise FormatError("image splits: size does not match the image count", path=container.path)
+        self.images, self.table, self.release = images, table, release
+        self.split_seg = split_seg
         self.splits = self.split_seg.g.base
+        self.ready = True
 
     cdef Boxes gather(self, const oic_col *rowcol, const uint32_t *rows, size_t lo, size_t hi, int split_filter):
         """Rows [lo, hi), or the rows listed at [lo, hi) of rowcol (a packed column) or of rows, keeping one
@@ -961,9 +1002,11 @@ cdef class BoxLookup:
         return 0
 
     def for_image(self, image_id):
+        """The boxes of one image, in file order."""
         cdef uint64_t id
         cdef int64_t i
         cdef size_t lo, hi
+        self.prepare()
         to_id(image_id, &id)
         i = self.images.find(id)
         if i < 0:
@@ -978,6 +1021,7 @@ cdef class BoxLookup:
 
     def for_images(self, cnp.ndarray ids, missing="raise"):
         """Ragged boxes of many images: (offsets int64[n+1], Boxes)."""
+        self.prepare()
         cdef int64_t[::1] index = self.images.find_many(ids)
         if missing not in ("raise", "empty"):
             raise ValueError(f"missing must be 'raise' or 'empty', got {missing!r}")
@@ -1015,6 +1059,7 @@ cdef class BoxLookup:
 
     def for_class(self, size_t code, int split_filter=-1):
         cdef size_t lo, hi
+        self.prepare()
         cdef BoxTable t = self.table
         self.table.class_offsets.range(code, &lo, &hi)
         self.check_all()

@@ -193,13 +193,19 @@ class Release:
 
     def _reset(self):
         """Forget everything built lazily (at open, and in a forked child)."""
-        self.__dict__.pop("labels", None)
-        self.__dict__.pop("boxes_for_image", None)
+        if getattr(self, "_label_lookup", None) is not None:  # a forked child's: its pools and caches start afresh
+            self._label_lookup.close()
+            self._box_lookup.close()
         self._lock = threading.RLock()
         self._cache = _Cache(self._cache_bytes)
         self._image_index = None
-        self._label_lookup = None
-        self._box_lookup = None
+        # The lookups exist from open but read nothing until first used (_lookup._Deferred); their bound C
+        # methods are handed out as release.labels and release.boxes_for_image, so a method taken before the
+        # first call is as fast as one looked up after it.
+        self._label_lookup = _lookup.LabelLookup(_builder(self, "_build_labels"))
+        self._box_lookup = _lookup.BoxLookup(_builder(self, "_build_boxes"))
+        self.labels = self._label_lookup.labels
+        self.boxes_for_image = self._box_lookup.for_image
         self._image_lookup = None
         self._vocabularies: dict = {}
         self._classes = None
@@ -221,7 +227,7 @@ class Release:
         """Close the file; arrays already returned keep the mapping alive."""
         if self._closed:
             return
-        if self._label_lookup is not None or self._box_lookup is not None or self._cache.used:
+        if self._label_lookup.ready or self._box_lookup.ready or self._cache.used:
             # Results already handed out may still ask for their .mids and .names: load them while we can.
             # A damaged or name-less file still closes; those results then raise when asked.
             try:
@@ -230,7 +236,10 @@ class Release:
             except (ValueError, LookupError, OSError):
                 pass
         self._closed = True
-        self._image_index = self._label_lookup = self._box_lookup = self._image_lookup = None
+        message = f"operation on a closed Release ({self.path})"
+        self._label_lookup.close(message)  # methods taken from this Release raise from now on
+        self._box_lookup.close(message)
+        self._image_index = self._image_lookup = None
         self.__dict__.pop("labels", None)  # back to the methods, which raise on a closed Release
         self.__dict__.pop("boxes_for_image", None)
         self._store.close()
@@ -289,38 +298,35 @@ class Release:
         return [self.sources.index(v) for v in col["values"]]
 
     def _labels_lookup(self) -> _lookup.LabelLookup:
-        lookup = self._label_lookup
-        if lookup is None:
-            self._check_open()
-            with self._lock:
-                if self._label_lookup is None:
-                    tables = []
-                    n = self._images.n
-                    for name in _LABEL_TABLES:
-                        t = self._store.tables.get(name)
-                        if t is not None and "image_rows" in t.entry:
-                            tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
-                    self._label_lookup = _lookup.LabelLookup(self._images, tables, self, self.sources)
-                    # Calls go straight to the C method from now on (same signature), saving a Python frame.
-                    self.labels = self._label_lookup.labels
-                lookup = self._label_lookup
-        return lookup
+        self._check_open()
+        return self._label_lookup.prepared()
+
+    def _build_labels(self, lookup) -> None:
+        self._check_open()
+        with self._lock:
+            if not lookup.ready:
+                tables = []
+                n = self._images.n
+                for name in _LABEL_TABLES:
+                    t = self._store.tables.get(name)
+                    if t is not None and "image_rows" in t.entry:
+                        tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
+                lookup.setup(self._images, tables, self, self.sources)
 
     def _boxes_lookup(self) -> _lookup.BoxLookup:
-        lookup = self._box_lookup
-        if lookup is None:
-            self._check_open()
-            with self._lock:
-                if self._box_lookup is None:
-                    t = self._store.tables.get("boxes")
-                    if t is None or "class_rows" not in t.entry:
-                        raise LookupError(f"{self.path} holds no boxes")
-                    d = self._store.directory
-                    table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
-                    self._box_lookup = _lookup.BoxLookup(self._images, table, self, self._store.container, d["images"]["split"])
-                    self.boxes_for_image = self._box_lookup.for_image
-                lookup = self._box_lookup
-        return lookup
+        self._check_open()
+        return self._box_lookup.prepared()
+
+    def _build_boxes(self, lookup) -> None:
+        self._check_open()
+        with self._lock:
+            if not lookup.ready:
+                t = self._store.tables.get("boxes")
+                if t is None or "class_rows" not in t.entry:
+                    raise LookupError(f"{self.path} holds no boxes")
+                d = self._store.directory
+                table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
+                lookup.setup(self._images, table, self, self._store.container, d["images"]["split"])
 
     # ---- classes -----------------------------------------------------------------------------
 
@@ -755,6 +761,20 @@ class Release:
         if not pieces:
             raise KeyError(f"table {name!r} has no rows for split {split!r}")
         return pa.concat_tables(pieces, promote_options="default") if len(pieces) > 1 else pieces[0]
+
+
+def _builder(release: Release, method: str):
+    """``build(lookup)`` for a deferred lookup: the Release's ``method``, through a weak reference (the
+    lookup holds no reference to its Release until it is set up, as before)."""
+    ref = weakref.ref(release)
+
+    def build(lookup) -> None:
+        owner = ref()
+        if owner is None:
+            raise ValueError("operation on a closed Release")
+        getattr(owner, method)(lookup)
+
+    return build
 
 
 def _reopen(path, uuid, size, verify, cache_bytes):
