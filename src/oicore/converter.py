@@ -747,12 +747,13 @@ def _compare_stream(part: Part, compare) -> tuple:
 
 def _ranges(part: Part, threads: int) -> list[tuple[int, int, int]]:
     """A part's rows as ranges ``(lo, hi, byte offset of row lo)`` to check side by side: cut at the
-    reader's checkpoints into about two per thread when the part is long, else one."""
+    reader's checkpoints into about two per thread when the part is long (in rows, or in bytes: the images
+    table's rows are long), else one."""
     whole = [(0, part.rows, part.data_offset)]
     cuts = part.checkpoints
-    if part.source.member is not None or part.rows < 2 * _EXACT_CHUNK or len(cuts) < 2 or threads < 2:
+    n = min(2 * threads, max(part.rows // _EXACT_CHUNK, part.source.size // _EXACT_BYTES))
+    if part.source.member is not None or n < 2 or len(cuts) < 2 or threads < 2:
         return whole  # an archive member would be decompressed once per range
-    n = min(2 * threads, part.rows // _EXACT_CHUNK)
     want = [part.rows * k // n for k in range(1, n)]
     picked = sorted({int(cuts[min(np.searchsorted(cuts[:, 0], w), len(cuts) - 1), 0]) for w in want} - {0})
     at = {int(r): int(o) for r, o in cuts}
