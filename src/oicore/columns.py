@@ -180,27 +180,40 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str], records
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
-def decimal_scale(values: np.ndarray, hint: int | None = None) -> int | None:
+def decimal_scale(values: np.ndarray, hint: int | None = None, *, pool=None) -> int | None:
     """An ``e`` such that every value equals ``k / 10**e`` for an integer ``|k| < 2**53``, else None:
-    ``hint`` when it fits, otherwise the smallest.
+    ``hint`` when it fits, otherwise the smallest. ``pool`` (an executor) scans chunks side by side.
 
     ``k / 10**e`` in double arithmetic is the correctly rounded quotient (both operands exact), the same
     double that Python's ``float()`` makes of the decimal text, so the integers reproduce the values exactly.
     """
     if len(values) == 0:
         return 0
-    for lo in range(0, len(values), _SCAN_CHUNK):
-        v = values[lo : lo + _SCAN_CHUNK]
-        if not np.isfinite(v).all() or np.signbit(v[v == 0]).any():
-            return None
+
+    def plain(lo, hi):  # finite, and no -0.0 (whose sign an integer would lose)
+        v = values[lo:hi]
+        return bool(np.isfinite(v).all()) and not np.signbit(v[v == 0]).any()
+
+    if not all(_each_chunk(plain, len(values), pool)):
+        return None
     candidates = range(MAX_SCALE + 1)
     if hint is not None and 0 <= hint <= MAX_SCALE:
         # The text's own spelling (say, 6 fixed decimals) usually fits: one pass instead of up to seven.
         candidates = [hint, *(e for e in candidates if e != hint)]
     for e in candidates:
-        if all(_exact_at(values[lo : lo + _SCAN_CHUNK], e) for lo in range(0, len(values), _SCAN_CHUNK)):
+        if all(_each_chunk(lambda lo, hi: _exact_at(values[lo:hi], e), len(values), pool)):
             return e
     return None
+
+
+def _each_chunk(fn, n: int, pool) -> list:
+    """``fn(lo, hi)`` over [0, n) in chunks of ``_SCAN_CHUNK`` values, on ``pool`` when given; results in order.
+
+    The numpy steps release the GIL, so a long column's chunks are scanned on every thread of the pool."""
+    bounds = [(lo, min(lo + _SCAN_CHUNK, n)) for lo in range(0, n, _SCAN_CHUNK)]
+    if pool is None or len(bounds) < 2:
+        return [fn(lo, hi) for lo, hi in bounds]
+    return list(pool.map(lambda b: fn(*b), bounds))
 
 
 def _exact_at(values: np.ndarray, e: int) -> bool:
@@ -208,18 +221,23 @@ def _exact_at(values: np.ndarray, e: int) -> bool:
     return bool(np.abs(scaled).max() < _EXACT) and np.array_equal(scaled / 10.0**e, values)
 
 
-def decimal_ints(values: np.ndarray, nulls: np.ndarray | None, e: int) -> np.ndarray:
+def decimal_ints(values: np.ndarray, nulls: np.ndarray | None, e: int, *, pool=None) -> np.ndarray:
     """The integers ``k = values * 10**e`` (exact: ``decimal_scale`` chose ``e``), nulls as 0, in the
-    narrowest dtype. Scaled a chunk at a time, twice (range, then values), so no int64 copy of a long
-    column is ever made."""
-    lo = hi = 0
-    for start in range(0, len(values), _SCAN_CHUNK):
-        k = _scaled_chunk(values, nulls, e, start)
-        if len(k):
-            lo, hi = min(lo, int(k.min())), max(hi, int(k.max()))
+    narrowest dtype. Scaled a chunk at a time (on ``pool`` when given), twice (range, then values), so no
+    int64 copy of a long column is ever made."""
+
+    def span(lo, hi):
+        k = _scaled_chunk(values, nulls, e, lo)
+        return (int(k.min()), int(k.max())) if len(k) else (0, 0)
+
+    spans = _each_chunk(span, len(values), pool)
+    lo, hi = min([0, *(a for a, _ in spans)]), max([0, *(b for _, b in spans)])
     out = np.empty(len(values), dtype_of(narrowest(lo, hi)))
-    for start in range(0, len(values), _SCAN_CHUNK):
-        out[start : start + _SCAN_CHUNK] = _scaled_chunk(values, nulls, e, start)
+
+    def fill(lo, hi):
+        out[lo:hi] = _scaled_chunk(values, nulls, e, lo)
+
+    _each_chunk(fill, len(values), pool)
     return out
 
 

@@ -305,7 +305,7 @@ class _Job:
         parts = []
         for s in sources:
             named = self.vocab.named if self.vocab.named and name != "class_descriptions" else None
-            p = load_part(s, self.read_csv, vocab=self.vocab, local_values=local_values, named=named, block_size=self.block_size, threads=self.threads)
+            p = load_part(s, self.read_csv, vocab=self.vocab, local_values=local_values, named=named, block_size=self.block_size, threads=self.threads, pool=self.pool)
             if name == "class_descriptions":
                 self.vocab.named.update(m for m in self.vocab.codes if m not in self.vocab.named)
             self.bar.update(s.size)

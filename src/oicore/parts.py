@@ -58,8 +58,8 @@ class Part:
     checkpoints: np.ndarray | None = None  # int64 (row, byte offset) pairs where records start, from the reader
 
 
-def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set | None, block_size, threads) -> Part:
-    """Parse ``source`` and narrow its columns.
+def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set | None, block_size, threads, pool=None) -> Part:
+    """Parse ``source`` and narrow its columns (long numeric ones a chunk per thread of ``pool``).
 
     ``vocab`` is the release vocabulary (``code_map``); ``local_values`` maps a non-MID dictionary column
     to its table's values so far (grown here); ``named`` is the set of MIDs with a name, for the
@@ -90,7 +90,7 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
         elif col.type is ColumnType.STRING:
             part.columns[name] = Narrow("strings", text=column)
         elif col.type is ColumnType.FLOAT64:
-            part.columns[name] = _decimal(column, part.rules["decimals"].get(name))
+            part.columns[name] = _decimal(column, part.rules["decimals"].get(name), pool)
         else:
             values, nulls = _numbers(column)
             part.columns[name] = Narrow("int", values=values.copy(), nulls=nulls)
@@ -135,14 +135,14 @@ def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> b
     return bool(unknown)
 
 
-def _decimal(column, fixed_digits: int | None) -> Narrow:
+def _decimal(column, fixed_digits: int | None, pool=None) -> Narrow:
     """A float column as decimal integers at the smallest exact scale (the text's fixed digits when they
     fit), or as float64 when no scale is exact."""
     values, nulls = _numbers(column)
-    e = C.decimal_scale(values if nulls is None else values[~nulls], hint=fixed_digits)
+    e = C.decimal_scale(values if nulls is None else values[~nulls], hint=fixed_digits, pool=pool)
     if e is None:
         return Narrow("float64", values=values.copy(), nulls=nulls)
-    return Narrow("decimal", values=C.decimal_ints(values, nulls, e), nulls=nulls, scale=e)
+    return Narrow("decimal", values=C.decimal_ints(values, nulls, e, pool=pool), nulls=nulls, scale=e)
 
 
 def _splits(part: Part, local_values: dict) -> tuple[np.ndarray, np.ndarray] | None:
