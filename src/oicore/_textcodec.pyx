@@ -13,6 +13,7 @@ bytes can tell (value ranges, exception order, block shapes) and report it as a 
 
 from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -458,6 +459,24 @@ def gather(const uint8_t[::1] data, const int64_t[::1] starts, const int32_t[::1
     with nogil:
         oic_tc_gather(&s, _ptr64(order), m, nul, _wptr(o), &w[0])
     return out, where
+
+
+def scatter(const uint8_t[::1] data, const int64_t[::1] offsets, const int64_t[::1] dest, uint8_t[::1] out):
+    """Copy row ``i`` of ``data`` (``offsets``: int64, rows + 1 entries) to ``out[dest[i]:]``, for every row."""
+    cdef int64_t i, n = offsets.shape[0] - 1, size = out.shape[0], have = data.shape[0], bad = -1, length
+    if n < 0 or dest.shape[0] < n:
+        raise ValueError("scatter: one destination per row")
+    cdef const uint8_t *src = _ptr(data)
+    cdef uint8_t *o = _wptr(out)
+    with nogil:
+        for i in range(n):
+            length = offsets[i + 1] - offsets[i]
+            if offsets[i] < 0 or length < 0 or offsets[i + 1] > have or dest[i] < 0 or dest[i] + length > size:
+                bad = i
+                break
+            memcpy(o + dest[i], src + offsets[i], <size_t>length)
+    if bad >= 0:
+        raise ValueError(f"scatter: row {bad} is outside the buffers")
 
 
 def translate(const int64_t[::1] a_off, const uint8_t[::1] a_data, const int64_t[::1] b_off,

@@ -418,9 +418,7 @@ class _Job:
         return C.encode_float64(self.writer, name, values(0.0, np.float64), nulls())
 
     def _encode_text(self, name: str, parts: list[Part], order):
-        offsets, data = _combine_text(name, parts)
-        if order is not None:
-            data, offsets = C.gather_text(offsets, data, order)
+        offsets, data = _combine_text(name, parts, order)
         from oicore.textcodec import encode_text
 
         # URLs as templates, MD5s as bytes, repeated text as dictionaries; plain zstd text otherwise.
@@ -652,12 +650,16 @@ def _blocked_offsets(writer, offsets: np.ndarray, records=None) -> dict:
 
 
 
-def _combine_text(name: str, parts: list[Part]) -> tuple[np.ndarray, np.ndarray]:
-    """A text column of every part, as one buffer: int64 offsets (from 0) and the bytes.
+def _combine_text(name: str, parts: list[Part], order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A text column of every part, as one buffer in the table's row order: int64 offsets (from 0) and the
+    bytes. Row ``i`` is row ``order[i]`` of the parts one after another (``order`` None: that order).
 
-    The parts' Arrow chunks are taken from them and let go of one by one as they are copied, so the
-    column is in memory about once, not twice (a part missing the column gives empty strings).
+    The parts' Arrow chunks are taken from them and let go of one by one as they are copied, each row
+    straight to its place, so the column is in memory about once, not twice or three times (a part missing
+    the column gives empty strings).
     """
+    from oicore import _textcodec as _tc
+
     pending: deque = deque()
     for p in parts:
         col = p.columns.pop(name, None)
@@ -667,23 +669,34 @@ def _combine_text(name: str, parts: list[Part]) -> tuple[np.ndarray, np.ndarray]
             pending.extend(col.text.chunks)
         del col
     rows = sum(c if isinstance(c, int) else len(c) for c in pending)
-    size = sum(0 if isinstance(c, int) else _chunk_span(c)[1] for c in pending)
-    offsets = np.empty(rows + 1, np.int64)
-    offsets[0] = 0
-    data = np.empty(size, np.uint8)
-    row = pos = 0
+    lengths = np.zeros(rows, np.int64)  # per row of the parts one after another
+    row = 0
+    for chunk in pending:
+        n = chunk if isinstance(chunk, int) else len(chunk)
+        if not isinstance(chunk, int):
+            lengths[row : row + n] = np.diff(_chunk_span(chunk)[0])
+        row += n
+    offsets = np.zeros(rows + 1, np.int64)
+    np.cumsum(lengths if order is None else lengths[order], out=offsets[1:])
+    if order is None:
+        dest = offsets[:-1]
+    else:  # where each row of the parts lands
+        dest = np.empty(rows, np.int64)
+        dest[order] = offsets[:-1]
+    del lengths
+    data = np.empty(int(offsets[-1]), np.uint8)
+    row = 0
     while pending:
         chunk = pending.popleft()
         if isinstance(chunk, int):
-            offsets[row + 1 : row + chunk + 1] = pos
             row += chunk
             continue
         local, n = _chunk_span(chunk)
         buffers = chunk.buffers()
         if n:
-            data[pos : pos + n] = np.frombuffer(buffers[2], np.uint8, n, int(local[0]))
-        offsets[row + 1 : row + len(chunk) + 1] = local[1:] - local[0] + pos
-        row, pos = row + len(chunk), pos + n
+            source = np.frombuffer(buffers[2], np.uint8, n, int(local[0]))
+            _tc.scatter(source, local - local[0], np.ascontiguousarray(dest[row : row + len(chunk)]), data)
+        row += len(chunk)
         del chunk, buffers
     return offsets, data
 
