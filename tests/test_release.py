@@ -1085,6 +1085,32 @@ def test_forked_workers_inherit_a_used_release(v4):
         assert got == want
 
 
+_BOUND = None
+
+
+def _init_bound(labels, boxes_for_image):
+    global _BOUND
+    _BOUND = (labels, boxes_for_image)
+
+
+def _bound_worker(ids):
+    labels, boxes_for_image = _BOUND
+    return [(labels(i).label.tolist(), boxes_for_image(i).label.tolist()) for i in ids]
+
+
+def test_methods_bound_before_a_fork_work_in_the_workers(v4):
+    """``f = release.labels`` taken in the parent (a Dataset's __init__) keeps answering in forked workers."""
+    ids = v4.sample_ids(n=30, seed=16)
+    release = v4.release
+    labels, boxes_for_image = release.labels, release.boxes_for_image
+    want = [(labels(i).label.tolist(), boxes_for_image(i).label.tolist()) for i in ids]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2, initializer=_init_bound, initargs=(labels, boxes_for_image)) as pool:
+        results = pool.map_async(_bound_worker, [ids] * 4, chunksize=1).get(timeout=120)
+    for got in results:
+        assert got == want
+
+
 def test_batches_on_several_threads_equal_one_thread(v4):
     release = v4.release
     big = _big_batch(v4, seed=18)

@@ -193,15 +193,13 @@ class Release:
 
     def _reset(self):
         """Forget everything built lazily (at open, and in a forked child)."""
-        if getattr(self, "_label_lookup", None) is not None:  # a forked child's: its pools and caches start afresh
-            self._label_lookup.close()
-            self._box_lookup.close()
         self._lock = threading.RLock()
         self._cache = _Cache(self._cache_bytes)
         self._image_index = None
         # The lookups exist from open but read nothing until first used (_lookup._Deferred); their bound C
         # methods are handed out as release.labels and release.boxes_for_image, so a method taken before the
-        # first call is as fast as one looked up after it.
+        # first call is as fast as one looked up after it. A forked child gets new ones; methods bound before
+        # the fork keep their lookups, which hold no lock and read only the shared map.
         self._label_lookup = _lookup.LabelLookup(_builder(self, "_build_labels"))
         self._box_lookup = _lookup.BoxLookup(_builder(self, "_build_boxes"))
         self.labels = self._label_lookup.labels
