@@ -300,31 +300,25 @@ class Release:
         return self._label_lookup.prepared()
 
     def _build_labels(self, lookup) -> None:
-        self._check_open()
-        with self._lock:
-            if not lookup.ready:
-                tables = []
-                n = self._images.n
-                for name in _LABEL_TABLES:
-                    t = self._store.tables.get(name)
-                    if t is not None and "image_rows" in t.entry:
-                        tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
-                lookup.setup(self._images, tables, self, self.sources)
+        tables = []
+        n = self._images.n
+        for name in _LABEL_TABLES:
+            t = self._store.tables.get(name)
+            if t is not None and "image_rows" in t.entry:
+                tables.append(_lookup.LabelTable(self._store.container, t.entry, n, self._source_codes(t), name == "human_labels"))
+        lookup.setup(self._images, tables, self, self.sources)
 
     def _boxes_lookup(self) -> _lookup.BoxLookup:
         self._check_open()
         return self._box_lookup.prepared()
 
     def _build_boxes(self, lookup) -> None:
-        self._check_open()
-        with self._lock:
-            if not lookup.ready:
-                t = self._store.tables.get("boxes")
-                if t is None or "class_rows" not in t.entry:
-                    raise LookupError(f"{self.path} holds no boxes")
-                d = self._store.directory
-                table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
-                lookup.setup(self._images, table, self, self._store.container, d["images"]["split"])
+        t = self._store.tables.get("boxes")
+        if t is None or "class_rows" not in t.entry:
+            raise LookupError(f"{self.path} holds no boxes")
+        d = self._store.directory
+        table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
+        lookup.setup(self._images, table, self, self._store.container, d["images"]["split"])
 
     # ---- classes -----------------------------------------------------------------------------
 
@@ -762,15 +756,19 @@ class Release:
 
 
 def _builder(release: Release, method: str):
-    """``build(lookup)`` for a deferred lookup: the Release's ``method``, through a weak reference (the
-    lookup holds no reference to its Release until it is set up, as before)."""
+    """``build(lookup)`` for a deferred lookup: the Release's ``method`` sets it up, once, on an open Release
+    and under its lock; the Release is reached through a weak reference (the lookup holds no reference to it
+    until it is set up, as before)."""
     ref = weakref.ref(release)
 
     def build(lookup) -> None:
         owner = ref()
         if owner is None:
             raise ValueError("operation on a closed Release")
-        getattr(owner, method)(lookup)
+        owner._check_open()
+        with owner._lock:
+            if not lookup.ready:
+                getattr(owner, method)(lookup)
 
     return build
 
