@@ -505,26 +505,12 @@ def parse_block(payload: bytes, what: str, path) -> tuple[np.ndarray, memoryview
 
 def read_strings(container, entry: dict, rows: int, what: str) -> tuple[np.ndarray, bytes]:
     """The whole text column: int64 offsets (rows + 1) and the bytes."""
-    seg = entry["segment"]
-    block_rows = entry["block_rows"]
-    if len(block_rows) != container.block_count(seg) or sum(block_rows) != rows:
-        raise FormatError(f"{what}: its blocks do not hold {rows} rows", path=container.path)
-    offsets = np.zeros(rows + 1, np.int64)
-    chunks, row, base = [], 0, 0
-    for k, n in enumerate(block_rows):
-        local, body = parse_block(container.frame_data(seg, k), what, container.path)
-        if len(local) != n + 1:
-            raise FormatError(f"{what}: block {k} holds {len(local) - 1} rows, expected {n}", path=container.path)
-        offsets[row + 1 : row + n + 1] = local[1:].astype(np.int64) + base
-        chunks.append(body)
-        row += n
-        base += len(body)
-    return offsets, b"".join(chunks)
+    return strings_range(container, entry, rows, 0, rows, what)
 
 
 def strings_range(container, entry: dict, rows: int, lo: int, hi: int, what: str) -> tuple[np.ndarray, bytes]:
     """Rows ``[lo, hi)`` of a ``strings`` column: int64 offsets from 0 and the bytes, decoding only the blocks
-    that hold them."""
+    that hold them (and the empty blocks among them, so that a whole read checks every block)."""
     seg = entry["segment"]
     block_rows = entry["block_rows"]
     if len(block_rows) != container.block_count(seg) or sum(block_rows) != rows:
@@ -535,7 +521,7 @@ def strings_range(container, entry: dict, rows: int, lo: int, hi: int, what: str
     chunks, first, base = [], 0, 0
     for k, n in enumerate(block_rows):
         a, b = max(lo, first), min(hi, first + n)  # this block's rows that are wanted
-        if a < b:
+        if a < b or (n == 0 and lo <= first <= hi):
             local, body = parse_block(container.frame_data(seg, k), what, container.path)
             if len(local) != n + 1:
                 raise FormatError(f"{what}: block {k} holds {len(local) - 1} rows, expected {n}", path=container.path)
@@ -544,7 +530,7 @@ def strings_range(container, entry: dict, rows: int, lo: int, hi: int, what: str
             chunks.append(body[start:stop])
             base += stop - start
         first += n
-        if first >= hi:
+        if first > hi:
             break
     return offsets, b"".join(chunks)
 
