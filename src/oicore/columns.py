@@ -372,6 +372,29 @@ def raw_array(container, segment: int, code: str, count: int, what: str) -> np.n
     return np.frombuffer(view, dtype=dt)
 
 
+def is_int(x) -> bool:
+    """An int of the directory's JSON (not a bool)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def ints_layout(desc: dict) -> tuple[int, int]:
+    """``(stride, shift)`` of a checked ints object: value ``i`` starts at stream bit ``i * stride + shift``."""
+    return desc.get("stride", desc["bits"]), desc.get("shift", 0)
+
+
+def stride_problem(desc: dict, bits: int, allowed: bool) -> str | None:
+    """What is wrong with an ints object's ``stride`` and ``shift`` (FORMAT.md, "Packed integers"), or None:
+    only where ``allowed``, only for values of at least one bit, and ``bits + shift <= stride <= 64``."""
+    if "stride" not in desc and "shift" not in desc:
+        return None
+    if not allowed or not bits:
+        return "a stride or shift where none may be"
+    stride, shift = desc.get("stride", bits), desc.get("shift", 0)
+    if not is_int(stride) or not is_int(shift) or not 0 <= shift or not bits + shift <= stride <= 64:
+        return f"stride {stride!r} and shift {shift!r}: expected bits + shift <= stride <= 64"
+    return None
+
+
 def ints_array(container, desc: dict, count: int, what: str, *, allow_stride: bool = False) -> np.ndarray:
     """A raw *ints* object's ``count`` values as int64 (its segment's length checked); ``allow_stride`` where
     FORMAT.md lets it be a field of records."""
@@ -385,7 +408,7 @@ def ints_array(container, desc: dict, count: int, what: str, *, allow_stride: bo
 def ints_range(container, desc: dict, count: int, start: int, stop: int, what: str) -> np.ndarray:
     """Values ``[start, stop)`` of a raw *ints* object of ``count`` values, reading only their bytes."""
     from oicore import _textcodec as _tc
-    from oicore.textcodec import _check_ints, ints_layout
+    from oicore.textcodec import _check_ints
 
     bits, base, seg, _, _ = _check_ints(container, desc, count, what, allow_ref=False, allow_stride=True)
     if not 0 <= start <= stop <= count:

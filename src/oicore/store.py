@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from oicore import columns as C
+from oicore.columns import is_int as _is_int
 from oicore.errors import FormatError
 from oicore.format import Container
 
@@ -212,10 +213,6 @@ _QUOTES = frozenset((0, 1, 2))
 _STYLES = frozenset((None, "fixed", "trim", "trim1"))
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _all_in(values, allowed: frozenset) -> bool:
     try:
         return set(values) <= allowed and bool not in set(map(type, values))
@@ -274,15 +271,11 @@ class _Checker:
             self.fail(f"{what} bits", f"expected an integer in [0, 56], got {bits!r}")
         if not _is_int(base) or not lo <= base <= hi:
             self.fail(f"{what} base", f"expected an integer in [{lo}, {hi}], got {base!r}")
-        stride = bits
-        if "stride" in value or "shift" in value:
-            if not strided or not bits:
-                self.fail(what, "expected no stride or shift here")
-            stride, shift = value.get("stride", bits), value.get("shift", 0)
-            if not _is_int(stride) or not _is_int(shift) or not 0 <= shift or not bits + shift <= stride <= 64:
-                self.fail(f"{what} stride", f"expected bits + shift <= stride <= 64, got stride {stride!r}, shift {shift!r}")
+        problem = C.stride_problem(value, bits, strided)
+        if problem:
+            self.fail(what, problem)
         if bits:
-            self.segment(value.get("segment"), what, "raw", size=(count * stride + 7) // 8)
+            self.segment(value.get("segment"), what, "raw", size=(count * C.ints_layout(value)[0] + 7) // 8)
         elif value.get("segment") is not None:
             self.fail(what, "expected no segment for 0-bit values")
 

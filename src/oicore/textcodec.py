@@ -32,7 +32,8 @@ import weakref
 import numpy as np
 
 from oicore import _textcodec as _tc
-from oicore.columns import Decoded, encode_strings, parse_block, read_strings, string_blocks
+from oicore.columns import Decoded, encode_strings, ints_layout, parse_block, read_strings, string_blocks, stride_problem
+from oicore.columns import is_int as _is_int
 from oicore.errors import FormatError
 
 __all__ = ["encode_text", "decode_text", "text_decoder", "text_row", "ENCODINGS", "TEMPLATES"]
@@ -720,10 +721,6 @@ def _fail(container, what, reason, segment=None):
     raise FormatError(f"{what}: {reason}", path=container.path, byte_offset=offset)
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _block_count(container, seg: int) -> int:
     count = getattr(container, "block_count", None)
     return count(seg) if count is not None else len(container.segments[seg]["blocks"])
@@ -742,11 +739,6 @@ def _segment(container, seg, what, codec=None):
     return seg
 
 
-def ints_layout(desc: dict) -> tuple[int, int]:
-    """``(stride, shift)`` of a checked ints object: value ``i`` starts at stream bit ``i * stride + shift``."""
-    return desc.get("stride", desc["bits"]), desc.get("shift", 0)
-
-
 def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, allow_stride: bool = False):
     """Checks a packed-integer descriptor for ``n`` values: ``(bits, base, segment or None, block_rows, ref)``.
     ``stride`` and ``shift`` are allowed only in columns' ints (``allow_stride``), on raw segments."""
@@ -755,14 +747,10 @@ def _check_ints(container, desc, n: int, what: str, *, allow_ref: bool = True, a
     bits, base, seg = desc.get("bits"), desc.get("base"), desc.get("segment")
     if not _is_int(bits) or not 0 <= bits <= _tc.BITS_MAX:
         _fail(container, what, f"bits {bits!r} outside 0..{_tc.BITS_MAX}")
-    if "stride" in desc or "shift" in desc:
-        stride, shift = desc.get("stride", bits), desc.get("shift", 0)
-        if not allow_stride or not bits:
-            _fail(container, what, "a stride or shift where none may be")
-        if not _is_int(stride) or not _is_int(shift) or not 0 <= shift or not bits + shift <= stride <= 64:
-            _fail(container, what, f"stride {stride!r} and shift {shift!r}: expected bits + shift <= stride <= 64")
-    else:
-        stride = bits
+    problem = stride_problem(desc, bits, allow_stride)
+    if problem:
+        _fail(container, what, problem)
+    stride = ints_layout(desc)[0]
     if not _is_int(base) or abs(base) >= _BASE_LIMIT:
         _fail(container, what, f"base {base!r} is not an integer below 2^62")
     K = 0
