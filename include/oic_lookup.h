@@ -148,6 +148,14 @@ static inline int64_t oic_offset(const oic_offsets *o, size_t i)
     return oic_col_int(&o->base, i >> o->shift) + oic_col_int(&o->local, i);
 }
 
+/* Prefetch the lines holding offsets i and i + 1 (local and base). */
+static inline void oic_offsets_prefetch(const oic_offsets *o, size_t i)
+{
+    oic_col_prefetch(&o->local, i);
+    oic_col_prefetch(&o->local, i + 1);
+    oic_col_prefetch(&o->base, i >> o->shift);
+}
+
 /* Offsets i and i + 1 (the row range of entry i); the common case, both packed and away from the end of
  * their segments, without the general reader's dispatch. */
 static inline void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, int64_t *hi)
@@ -171,12 +179,18 @@ static inline void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, 
 }
 
 /* The index of `id` among the n sorted IDs, or -1. buckets has 2^bits + 1 entries. */
-static inline int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
+/* The bucket of `id`: its IDs are ids[*lo, *hi). -1 when the bucket table is unsound. */
+static inline int oic_bucket(const uint32_t *buckets, int bits, size_t n, uint64_t id, size_t *lo, size_t *hi)
 {
     uint64_t top = id >> (64 - bits);
-    size_t lo = buckets[top], hi = buckets[top + 1];
-    if (hi > n || lo > hi)
-        return -1;
+    *lo = buckets[top];
+    *hi = buckets[top + 1];
+    return (*hi > n || *lo > *hi) ? -1 : 0;
+}
+
+/* The index of `id` among the sorted ids[lo, hi), or -1. */
+static inline int64_t oic_search_ids(const uint64_t *ids, size_t lo, size_t hi, uint64_t id)
+{
     while (hi - lo > 8) { /* binary search down to a short run, then scan */
         size_t mid = lo + (hi - lo) / 2;
         if (ids[mid] <= id)
@@ -191,6 +205,14 @@ static inline int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32
             break;
     }
     return -1;
+}
+
+static inline int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
+{
+    size_t lo, hi;
+    if (oic_bucket(buckets, bits, n, id, &lo, &hi) != 0)
+        return -1;
+    return oic_search_ids(ids, lo, hi, id);
 }
 
 /* 16 hex digits (either case) to a uint64; 0 on success, -1 when malformed. */

@@ -318,6 +318,18 @@ def test_labels_equal_the_reference(ref):
         assert_labels(ref, ref.release.labels(f"{image_id:016x}"), ref.labels(image_id), f"{ref.name} {image_id:016x}")
 
 
+def test_labels_equal_the_reference_once_every_block_is_checked(ref):
+    # labels() checks the blocks it reads until all have been checked (looked at every 64 calls), then reads
+    # without that bookkeeping: the answers before and after must be the same.
+    release = oicore.open(ref.release.path)
+    ids = ref.sample_ids(n=200, seed=1)
+    for _ in range(3):
+        for image_id in ids:
+            assert_labels(ref, release.labels(image_id), ref.labels(image_id), f"{ref.name} {image_id:016x}")
+    assert release.labels.__self__.hot
+    release.close()
+
+
 def test_labels_include_negatives_and_put_human_rows_first(ref):
     # An image with both a verified negative (confidence 0) and machine rows, if the release has one.
     both = [i for i in ref.by_id["human"] if i in ref.by_id["machine"]]

@@ -9,6 +9,8 @@ Python layer (``oicore.release``) builds these objects lazily, on first use.
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsUnsignedLongLong
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport SIZE_MAX, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -51,6 +53,10 @@ cdef extern from "oic_lookup.h" nogil:
     double oic_col_double(const oic_col *c, size_t row)
     void oic_col_prefetch(const oic_col *c, size_t row)
     int64_t oic_find_image(const uint64_t *ids, size_t n, const uint32_t *buckets, int bits, uint64_t id)
+    int oic_bucket(const uint32_t *buckets, int bits, size_t n, uint64_t id, size_t *lo, size_t *hi)
+    int64_t oic_search_ids(const uint64_t *ids, size_t lo, size_t hi, uint64_t id)
+    void oic_offsets_prefetch(const oic_offsets *o, size_t i)
+    void __builtin_prefetch(const void *p)
     int oic_parse_hex_id(const char *s, size_t n, uint64_t *out)
     int OIC_COL_UNSIGNED, OIC_COL_SIGNED, OIC_COL_FLOAT
 
@@ -58,6 +64,25 @@ oic_crc32c_init()
 
 _WIDTH = {"u1": (1, 0), "u2": (2, 0), "u4": (4, 0), "u8": (8, 0), "i1": (1, 1), "i2": (2, 1), "i4": (4, 1), "i8": (8, 1)}
 cdef uint8_t _EMPTY = 0
+cdef cnp.dtype _INT32 = np.dtype(np.int32)
+cdef cnp.dtype _FLOAT32 = np.dtype(np.float32)
+
+
+cdef extern from "numpy/arrayobject.h":
+    # Declared here with raw pointers: it steals its reference to the dtype.
+    ctypedef struct _Descr "PyArray_Descr"
+    object _new_from_descr "PyArray_NewFromDescr" (PyTypeObject *subtype, _Descr *descr, int nd, cnp.npy_intp *dims,
+                                                   cnp.npy_intp *strides, void *data, int flags, PyObject *obj)
+
+
+cdef cnp.ndarray _view_of(object owner, cnp.dtype dtype, void *data, size_t n):
+    """A writeable 1-D array of ``n`` items at ``data``, inside ``owner``'s memory, which it keeps alive:
+    cheaper than an array with its own allocation (no data allocator, no allocator lookup)."""
+    cdef cnp.npy_intp dim = <cnp.npy_intp>n
+    Py_INCREF(dtype)  # PyArray_NewFromDescr steals a reference to the dtype
+    cdef cnp.ndarray arr = _new_from_descr(<PyTypeObject *>cnp.ndarray, <_Descr *>dtype, 1, &dim, NULL, data, cnp.NPY_ARRAY_CARRAY, NULL)
+    cnp.set_array_base(arr, owner)
+    return arr
 
 
 cdef class Segment:
@@ -71,6 +96,7 @@ cdef class Segment:
     cdef readonly object path
     cdef readonly size_t length
     cdef object _offset
+    cdef bint whole  # every block has been checked
 
     def __init__(self, container, index):
         if not isinstance(index, int) or not 0 <= index < len(container.segments):
@@ -101,6 +127,16 @@ cdef class Segment:
             if not self.g.checked[b]:
                 return self.check_slow(lo, hi)
         return 0
+
+    cdef bint all_checked(self):
+        """Whether every block has been checked (by any reader of this container's segment)."""
+        cdef size_t b
+        if not self.whole:
+            for b in range(<size_t>self.checked.shape[0]):
+                if not self.checked[b]:
+                    return False
+            self.whole = True
+        return True
 
     cdef int check_slow(self, size_t lo, size_t hi) except -1:
         cdef int64_t bad
@@ -184,6 +220,9 @@ cdef class Column:
             raise FormatError(f"column {entry['name']!r}: expected {expected} bytes for {rows} rows, got {self.segment.length}", path=container.path)
         self.c.guard = &self.segment.g
 
+    cdef bint all_checked(self):
+        return self.segment is None or self.segment.all_checked()
+
     cdef inline int check(self, size_t lo, size_t hi) except -1:
         cdef size_t a, b
         if self.segment is None:
@@ -247,10 +286,16 @@ cdef class Offsets:
         self.range(i, &lo, &hi)
         return lo, hi
 
-    cdef int range(self, size_t i, size_t *lo, size_t *hi) except -1:
+    cdef bint all_checked(self):
+        return self.base.all_checked() and self.local.all_checked()
+
+    cdef int range(self, size_t i, size_t *lo, size_t *hi, bint check=True) except -1:
+        """Entry ``i``'s item range, checked against the items' count; ``check`` False skips the CRC checks
+        (every block already checked: ``all_checked``)."""
         cdef int64_t a, b
-        self.local.check(i, i + 2)
-        self.base.check(i >> self.o.shift, ((i + 1) >> self.o.shift) + 1)
+        if check:
+            self.local.check(i, i + 2)
+            self.base.check(i >> self.o.shift, ((i + 1) >> self.o.shift) + 1)
         oic_offset_pair(&self.o, i, &a, &b)
         if a < 0 or a > b or <size_t>b > self.limit:
             raise FormatError(f"offsets [{a}, {b}) at {i} outside 0..{self.limit}", path=self.local.segment.path if self.local.segment is not None else None)
@@ -313,7 +358,7 @@ cdef int to_id(object x, uint64_t *out) except -1:
         return 0
     if type(x) is int:
         try:  # negative and too large ints raise OverflowError (no comparison of Python ints on the hot path)
-            out[0] = PyLong_AsUnsignedLongLong(x)
+            out[0] = <uint64_t>x  # Cython's conversion reads an int's digits directly
         except OverflowError:
             raise InvalidImageIDError(f"expected an image ID within uint64, got {x}") from None
         return 0
@@ -356,15 +401,32 @@ cdef class ImageIndex:
         self.ids = <const uint64_t *>self.ids_seg.g.base
         self.buckets = <const uint32_t *>self.buckets_seg.g.base
 
-    cdef int64_t find(self, uint64_t id) except -2:
+    cdef bint all_checked(self):
+        return self.ids_seg.all_checked() and self.buckets_seg.all_checked()
+
+    cdef int bucket(self, uint64_t id, size_t *lo, size_t *hi, bint check=True) except -1:
+        """The IDs of ``id``'s bucket, ``ids[lo, hi)``, within the IDs; their lines are fetched from here on.
+        ``check`` False skips the CRC checks (every block already checked: ``all_checked``)."""
         cdef uint64_t top = id >> (64 - self.bits)
+        if check:
+            self.buckets_seg.check(top * 4, top * 4 + 8)
+        if oic_bucket(self.buckets, self.bits, self.n, id, lo, hi) != 0:
+            raise FormatError(f"image bucket {top}: [{lo[0]}, {hi[0]}) outside the {self.n} IDs", path=self.path)
+        if check:
+            self.ids_seg.check(lo[0] * 8, hi[0] * 8)
+        if hi[0] > lo[0]:
+            __builtin_prefetch(self.ids + lo[0])
+            __builtin_prefetch(self.ids + hi[0] - 1)
+        return 0
+
+    cdef inline int64_t search(self, uint64_t id, size_t lo, size_t hi):
+        """The index of ``id`` in its bucket ``[lo, hi)`` (from ``bucket``), or -1."""
+        return oic_search_ids(self.ids, lo, hi, id)
+
+    cdef int64_t find(self, uint64_t id) except -2:
         cdef size_t lo, hi
-        self.buckets_seg.check(top * 4, top * 4 + 8)
-        lo, hi = self.buckets[top], self.buckets[top + 1]
-        if hi > self.n or lo > hi:
-            raise FormatError(f"image bucket {top}: [{lo}, {hi}) outside the {self.n} IDs", path=self.path)
-        self.ids_seg.check(lo * 8, hi * 8)
-        return oic_find_image(self.ids, self.n, self.buckets, self.bits, id)
+        self.bucket(id, &lo, &hi)
+        return oic_search_ids(self.ids, lo, hi, id)
 
     def index(self, image_id):
         """The index of an image ID, or -1."""
@@ -388,6 +450,33 @@ cdef class ImageIndex:
         return out
 
 
+cdef extern from "oic_batch.h" nogil:
+    ctypedef struct oic_batch_table:
+        const oic_offsets *offsets
+        size_t limit
+        const oic_col *code
+        const oic_col *conf
+        const oic_col *source
+        const uint8_t *source_map
+        int want
+        int fast
+        size_t safe
+    ctypedef struct oic_batch:
+        const uint64_t *ids
+        size_t n_ids
+        const uint32_t *buckets
+        int bits
+        int n_tables
+        oic_batch_table t[4]
+        int want_source
+        double threshold
+        int filtered
+    void oic_batch_table_init(oic_batch_table *t)
+    void oic_batch_decode_fast(const oic_batch_table *t, size_t lo, size_t m, int32_t *label, float *conf, uint8_t *src)
+    int64_t oic_batch_count(const oic_batch *c, const uint64_t *query, size_t j0, size_t j1, uint32_t *range, int64_t *count, size_t *missing)
+    void oic_batch_fill(const oic_batch *c, const uint32_t *range, const int64_t *start, size_t j0, size_t j1, int32_t *label, float *conf, uint8_t *src)
+
+
 cdef class LabelTable:
     """One image-level label table (human or machine): offsets per image, codes, confidences, sources."""
 
@@ -395,6 +484,7 @@ cdef class LabelTable:
     cdef readonly Column code, confidence, source
     cdef uint8_t source_map[256]
     cdef readonly int is_human
+    cdef oic_batch_table run  # the table as oic_batch.h reads it: its fast path decided once
 
     def __init__(self, container, entry, size_t n_images, list source_codes, int is_human):
         rows = entry["rows"]
@@ -411,6 +501,18 @@ cdef class LabelTable:
         for k, code in enumerate(source_codes):
             self.source_map[k] = code
         self.is_human = is_human
+        self.run.offsets = &self.offsets.o
+        self.run.limit = self.offsets.limit
+        self.run.code = &self.code.c
+        self.run.conf = &self.confidence.c
+        self.run.source = &self.source.c if self.source is not None else NULL
+        self.run.source_map = self.source_map
+        self.run.want = 1
+        oic_batch_table_init(&self.run)
+
+    cdef bint all_checked(self):
+        return (self.offsets.all_checked() and self.code.all_checked() and self.confidence.all_checked()
+                and (self.source is None or self.source.all_checked()))
 
 
 cdef class _Coded:
@@ -439,14 +541,15 @@ cdef class Labels(_Coded):
     """
 
     cdef readonly object confidence
-    cdef bytes _source_codes  # the sources as decoded; the array is made when first asked for
+    cdef bytes _buffer  # labels, confidences and sources as decoded (labels() made it)
+    cdef size_t _sources_at
     cdef object _source
 
     @property
     def source(self):
         # Most callers read labels and confidences only: an array fewer to make and free per call.
         if self._source is None:
-            self._source = np.frombuffer(self._source_codes, np.uint8).copy()
+            self._source = np.frombuffer(self._buffer, np.uint8, len(self.label), self._sources_at).copy()
         return self._source
 
     def to_pandas(self):
@@ -520,6 +623,8 @@ cdef class LabelLookup(_Deferred):
     cdef list tables
     cdef object release
     cdef list sources
+    cdef readonly bint hot  # every block labels() reads has been checked: it skips the per-call CRC bookkeeping
+    cdef unsigned int cold_calls
 
     def setup(self, ImageIndex images, list tables, release, list sources):
         self.images = images
@@ -527,6 +632,15 @@ cdef class LabelLookup(_Deferred):
         self.release = release
         self.sources = sources
         self.ready = True
+
+    cdef bint all_checked(self):
+        cdef LabelTable tab
+        if not self.images.all_checked():
+            return False
+        for tab in self.tables:
+            if not tab.all_checked():
+                return False
+        return True
 
     def labels(self, image_id, source=None, min_confidence=None):
         """Every image-level label row of an image: human tables first, then machine, each in file order.
@@ -538,7 +652,7 @@ cdef class LabelLookup(_Deferred):
         cdef int64_t i
         cdef size_t lo[4]
         cdef size_t hi[4]
-        cdef size_t total = 0, r, k = 0
+        cdef size_t total = 0, r, k = 0, blo, bhi
         cdef int t, nt
         cdef uint8_t want_table[4]
         cdef int want_source
@@ -547,9 +661,18 @@ cdef class LabelLookup(_Deferred):
         cdef double v
         cdef uint8_t s
         self.prepare()
+        # Until every block these reads touch has been checked, each read checks its blocks first. Row
+        # ranges are checked against the tables' sizes on every call.
+        cdef bint check = not self.hot
         nt = len(self.tables)
         to_id(image_id, &id)
-        i = self.images.find(id)
+        # The image's index is in [blo, bhi), a few entries: its offsets are fetched while the IDs are,
+        # so the two cache misses overlap instead of following each other.
+        self.images.bucket(id, &blo, &bhi, check)
+        for t in range(nt):
+            oic_offsets_prefetch(&(<LabelTable>self.tables[t]).offsets.o, blo)
+            oic_offsets_prefetch(&(<LabelTable>self.tables[t]).offsets.o, bhi)
+        i = self.images.search(id, blo, bhi)
         if i < 0:
             raise KeyError(f"image {id:016x} is in no table of this release")
         if source is not None:
@@ -561,10 +684,8 @@ cdef class LabelLookup(_Deferred):
         if min_confidence is not None:
             threshold = float(min_confidence)
         for t in range(nt):
-            oic_col_prefetch(&(<LabelTable>self.tables[t]).offsets.o.local, <size_t>i)
-        for t in range(nt):
             tab = self.tables[t]
-            tab.offsets.range(<size_t>i, &lo[t], &hi[t])
+            tab.offsets.range(<size_t>i, &lo[t], &hi[t], check)
             oic_col_prefetch(&tab.code.c, lo[t])
             oic_col_prefetch(&tab.confidence.c, lo[t])
             if tab.source is not None:
@@ -573,21 +694,25 @@ cdef class LabelLookup(_Deferred):
             tab = self.tables[t]
             if want_table[t]:
                 total += hi[t] - lo[t]
-                tab.code.check(lo[t], hi[t])
-                tab.confidence.check(lo[t], hi[t])
-                if tab.source is not None:
-                    tab.source.check(lo[t], hi[t])
-        cdef cnp.ndarray label = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_INT32, 0)
-        cdef cnp.ndarray conf = cnp.PyArray_EMPTY(1, <cnp.npy_intp *>&total, cnp.NPY_FLOAT32, 0)
-        cdef bytes src = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+                if check:
+                    tab.code.check(lo[t], hi[t])
+                    tab.confidence.check(lo[t], hi[t])
+                    if tab.source is not None:
+                        tab.source.check(lo[t], hi[t])
+        # One buffer holds the labels, the confidences and the sources; the two arrays are views of it.
+        cdef bytes buf = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(9 * total))
         cdef bint unfiltered = threshold <= -1e300 and want_source < 0
-        cdef int32_t *pl = <int32_t *>cnp.PyArray_DATA(label)
-        cdef float *pc = <float *>cnp.PyArray_DATA(conf)
-        cdef uint8_t *ps = <uint8_t *>PyBytes_AS_STRING(src)
+        cdef int32_t *pl = <int32_t *>PyBytes_AS_STRING(buf)
+        cdef float *pc = <float *>(PyBytes_AS_STRING(buf) + 4 * total)
+        cdef uint8_t *ps = <uint8_t *>(PyBytes_AS_STRING(buf) + 8 * total)
         for t in range(nt):
             if not want_table[t]:
                 continue
             tab = self.tables[t]
+            if unfiltered and tab.run.fast and hi[t] <= tab.run.safe:
+                oic_batch_decode_fast(&tab.run, lo[t], hi[t] - lo[t], pl + k, pc + k, ps + k)
+                k += hi[t] - lo[t]
+                continue
             if unfiltered and oic_labels_run(&tab.code.c, &tab.confidence.c, &tab.source.c if tab.source is not None else NULL,
                                              tab.source_map, lo[t], hi[t], pl + k, pc + k, ps + k):
                 k += hi[t] - lo[t]
@@ -601,10 +726,14 @@ cdef class LabelLookup(_Deferred):
                 pc[k] = <float>v
                 ps[k] = s
                 k += 1
-        if k != total:
-            label, conf, src = label[:k], conf[:k], src[:k]
+        if check:
+            self.cold_calls += 1
+            if self.cold_calls % 64 == 0:
+                self.hot = self.all_checked()
         cdef Labels out = Labels.__new__(Labels)
-        out.label, out.confidence, out._source_codes, out._release = label, conf, src, self.release
+        out.label = _view_of(buf, _INT32, pl, k)
+        out.confidence = _view_of(buf, _FLOAT32, pc, k)
+        out._buffer, out._sources_at, out._release = buf, 8 * total, self.release
         return out
 
     def labels_many(self, cnp.ndarray ids, source=None, min_confidence=None, missing="raise"):
@@ -664,30 +793,6 @@ def _pool_settings(min_bytes=None, clear=False):
     return old
 
 
-cdef extern from "oic_batch.h" nogil:
-    ctypedef struct oic_batch_table:
-        const oic_offsets *offsets
-        size_t limit
-        const oic_col *code
-        const oic_col *conf
-        const oic_col *source
-        const uint8_t *source_map
-        int want
-    ctypedef struct oic_batch:
-        const uint64_t *ids
-        size_t n_ids
-        const uint32_t *buckets
-        int bits
-        int n_tables
-        oic_batch_table t[4]
-        int want_source
-        double threshold
-        int filtered
-    void oic_batch_table_init(oic_batch_table *t)
-    int64_t oic_batch_count(const oic_batch *c, const uint64_t *query, size_t j0, size_t j1, uint32_t *range, int64_t *count, size_t *missing)
-    void oic_batch_fill(const oic_batch *c, const uint32_t *range, const int64_t *start, size_t j0, size_t j1, int32_t *label, float *conf, uint8_t *src)
-
-
 cdef size_t _align64(size_t n) noexcept nogil:
     return (n + 63) & ~(<size_t>63)
 
@@ -731,16 +836,10 @@ cdef class BatchRun:
             tab.confidence.check(0, tab.confidence.rows)
             if tab.source is not None:
                 tab.source.check(0, tab.source.rows)
-            self.ctx.t[t].offsets = &tab.offsets.o
-            self.ctx.t[t].limit = tab.offsets.limit
-            self.ctx.t[t].code = &tab.code.c
-            self.ctx.t[t].conf = &tab.confidence.c
-            self.ctx.t[t].source = &tab.source.c if tab.source is not None else NULL
-            self.ctx.t[t].source_map = tab.source_map
-            self.ctx.t[t].want = want[t]
             if tab.offsets.limit >= 0xFFFFFFFF:
                 raise FormatError(f"{tab.offsets.limit} rows: labels_many handles tables below 2^32 - 1 rows", path=images.path)
-            oic_batch_table_init(&self.ctx.t[t])
+            self.ctx.t[t] = tab.run
+            self.ctx.t[t].want = want[t]
 
     def count_range(self, size_t j0, size_t j1):
         cdef int64_t bad = -1
@@ -1008,7 +1107,10 @@ cdef class BoxLookup(_Deferred):
         cdef size_t lo, hi
         self.prepare()
         to_id(image_id, &id)
-        i = self.images.find(id)
+        self.images.bucket(id, &lo, &hi)
+        oic_offsets_prefetch(&self.table.offsets.o, lo)
+        oic_offsets_prefetch(&self.table.offsets.o, hi)
+        i = self.images.search(id, lo, hi)
         if i < 0:
             raise KeyError(f"image {id:016x} is in no table of this release")
         self.table.offsets.range(<size_t>i, &lo, &hi)
