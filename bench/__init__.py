@@ -14,7 +14,9 @@ Layout:
 - ``serving.py``   the small-scale mode's worker that serves a task's check and rounds;
 - ``disk.py``, ``memory_limit.py``  the disk a run needs; the workers' memory limit;
 - ``runner.py``    the command line: spawns workers, interleaves rounds, checks answers;
-- ``report.py``    machine facts, the JSON record and the Markdown table.
+- ``report.py``    machine facts, the JSON record and the Markdown table;
+- ``compare_layouts.py``  two ``.oic`` files of one release, single lookups timed against each other
+  in one process (``python -m bench.compare_layouts A.oic B.oic``).
 
 The runner process itself imports no data library (no numpy, pyarrow, pandas),
 so every worker it spawns starts from a small, equal footing (the fork server
