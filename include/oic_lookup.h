@@ -272,32 +272,4 @@ static inline uint64_t oic_run_get(const oic_run *r, uint64_t bit)
     return (oic_tc_ld64(r->p + (bit >> 3)) >> (bit & 7)) & r->mask;
 }
 
-/* Rows [lo, hi) of one label table in a single pass: codes, confidences through the 256-entry float table
- * (or the constant), sources through the map. 0 when the columns do not allow it (the caller reads them
- * column by column). */
-static inline int oic_labels_run(const oic_col *code, const oic_col *conf, const oic_col *source, const uint8_t *map,
-                                 size_t lo, size_t hi, int32_t *label, float *confidence, uint8_t *src)
-{
-    oic_run rc, rf, rs;
-    float constant[1];
-    const float *table;
-    if (!oic_run_init(code, lo, hi, &rc) || !oic_run_init(conf, lo, hi, &rf) || !oic_run_init(source, lo, hi, &rs))
-        return 0;
-    if (conf->guard == NULL) {
-        constant[0] = (float)oic_col_double(conf, 0);
-        table = constant; /* w = 0: every row reads entry 0 */
-    } else if (conf->f32_table != NULL) {
-        table = conf->f32_table; /* bits <= 8: every stored value has an entry */
-    } else {
-        return 0;
-    }
-    uint64_t bc = (uint64_t)lo * rc.w + rc.shift, bf = (uint64_t)lo * rf.w + rf.shift, bs = (uint64_t)lo * rs.w + rs.shift;
-    for (size_t r = 0; r < hi - lo; r++, bc += rc.w, bf += rf.w, bs += rs.w) {
-        label[r] = (int32_t)(rc.base + (int64_t)oic_run_get(&rc, bc));
-        confidence[r] = table[oic_run_get(&rf, bf)];
-        src[r] = map[(uint64_t)(rs.base + (int64_t)oic_run_get(&rs, bs)) & 255];
-    }
-    return 1;
-}
-
 #endif

@@ -47,7 +47,6 @@ cdef extern from "oic_lookup.h" nogil:
         int shift
     int64_t oic_offset(const oic_offsets *o, size_t i)
     void oic_offset_pair(const oic_offsets *o, size_t i, int64_t *lo, int64_t *hi)
-    int oic_labels_run(const oic_col *code, const oic_col *conf, const oic_col *source, const uint8_t *map, size_t lo, size_t hi, int32_t *label, float *confidence, uint8_t *src)
     void oic_col_span(const oic_col *c, size_t lo_row, size_t hi_row, size_t *lo, size_t *hi)
     int64_t oic_col_int(const oic_col *c, size_t row)
     double oic_col_double(const oic_col *c, size_t row)
@@ -711,10 +710,6 @@ cdef class LabelLookup(_Deferred):
             tab = self.tables[t]
             if unfiltered and tab.run.fast and hi[t] <= tab.run.safe:
                 oic_batch_decode_fast(&tab.run, lo[t], hi[t] - lo[t], pl + k, pc + k, ps + k)
-                k += hi[t] - lo[t]
-                continue
-            if unfiltered and oic_labels_run(&tab.code.c, &tab.confidence.c, &tab.source.c if tab.source is not None else NULL,
-                                             tab.source_map, lo[t], hi[t], pl + k, pc + k, ps + k):
                 k += hi[t] - lo[t]
                 continue
             for r in range(lo[t], hi[t]):
