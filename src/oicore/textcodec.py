@@ -32,7 +32,7 @@ import weakref
 import numpy as np
 
 from oicore import _textcodec as _tc
-from oicore.columns import Decoded, encode_strings, ints_layout, parse_block, read_strings, string_blocks, stride_problem
+from oicore.columns import Decoded, encode_strings, ints_layout, parse_block, read_strings, string_blocks, stride_problem, strings_range
 from oicore.columns import is_int as _is_int
 from oicore.errors import FormatError
 
@@ -997,8 +997,6 @@ def text_decoder(container, entry: dict, rows: int, *, pool=None):
                 if rows:
                     _fail(container, what, f"no frames for {rows} rows")
                 return lambda lo, hi: (np.zeros(hi - lo + 1, np.int64), b"")
-            from oicore.columns import strings_range
-
             return lambda lo, hi: strings_range(container, entry, rows, lo, hi, what)
         if enc == "md5":
             seg = _segment(container, entry.get("segment"), what, "raw")
