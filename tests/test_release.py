@@ -1306,3 +1306,24 @@ def test_a_corrupted_segment_raises_checksum_error_on_first_touch(v4, tmp_path, 
             assert isinstance(info.value, ValueError)
     with pytest.raises(ChecksumError):
         oicore.open(path, verify=True)
+
+
+def test_label_matrix_vocabularies_share_the_bounded_cache(v4, tmp_path):
+    """Each distinct vocabulary's column map is cached, but in the Release's one bounded cache: a loop over
+    many ad-hoc vocabularies keeps the cache within cache_bytes, and answers stay the same as it evicts."""
+    ids = v4.sample_ids(n=20, seed=12)
+    mids = list(dict.fromkeys(_matrix_vocabulary(v4, ids)))
+    limit = 3 * 8 * len(v4.release.mids) + 30_000  # room for about three vocabularies' column maps
+    with oicore.open(v4.oic, cache_bytes=limit) as release:
+        assert release.cache_info() == {"bytes": 0, "limit": limit, "entries": 0}
+        first = release.label_matrix(ids, mids[:5], mode="ternary", source=None)
+        info = release.cache_info()
+        assert info["entries"] == 1 and 0 < info["bytes"] <= limit
+        for k in range(6, 60):
+            got = release.label_matrix(ids, mids[:k], mode="ternary", source=None)
+            assert np.array_equal(got[:, :5], first)
+            assert release.cache_info()["bytes"] <= limit
+        assert release.cache_info()["entries"] < 55  # the oldest went
+        assert np.array_equal(release.label_matrix(ids, mids[:5], mode="ternary", source=None), first)
+    with pytest.raises(ValueError, match="closed"):
+        release.cache_info()

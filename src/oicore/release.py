@@ -170,6 +170,8 @@ class _Cache:
 
 
 _MISSING = object()
+# What a cached vocabulary costs per MID beyond its column array: the str (~60 bytes) and two pointers to it.
+_VOCABULARY_ENTRY_BYTES = 80
 
 
 class Release:
@@ -205,7 +207,6 @@ class Release:
         self.labels = self._label_lookup.labels
         self.boxes_for_image = self._box_lookup.for_image
         self._image_lookup = None
-        self._vocabularies: dict = {}
         self._classes = None
         self._hierarchy = None
         self._mids = None
@@ -220,6 +221,25 @@ class Release:
     def __exit__(self, *exc):
         self.close()
         return False
+
+    def cache_info(self) -> dict:
+        """The per-Release cache of decoded blocks, per-class results and label-matrix vocabularies.
+
+        Returns
+        -------
+        dict
+            ``bytes`` (estimated size of what it holds), ``limit`` (``cache_bytes`` given to ``open``;
+            least recently used entries go first past it) and ``entries``.
+
+        Examples
+        --------
+        >>> release.cache_info()  # doctest: +SKIP
+        {'bytes': 12345, 'limit': 67108864, 'entries': 3}
+        """
+        self._check_open()
+        cache = self._cache
+        with cache.lock:
+            return {"bytes": cache.used, "limit": cache.limit, "entries": len(cache.items)}
 
     def close(self) -> None:
         """Close the file; arrays already returned keep the mapping alive."""
@@ -681,8 +701,8 @@ class Release:
     def _vocabulary_columns(self, vocabulary) -> tuple[list[str], np.ndarray]:
         """A vocabulary's MIDs and, per release code, its column (-1: not in it); kept per vocabulary, since
         training code asks for the same one every batch."""
-        key = vocabulary if isinstance(vocabulary, str) else tuple(vocabulary)
-        found = self._vocabularies.get(key)
+        key = ("vocabulary", vocabulary if isinstance(vocabulary, str) else tuple(vocabulary))
+        found = self._cache.get(key)
         if found is None:
             mids = self.classes.lists[vocabulary] if isinstance(vocabulary, str) else list(vocabulary)
             column = np.full(len(self.mids), -1, np.int64)
@@ -692,7 +712,9 @@ class Release:
                     raise KeyError(f"{mid!r} is not a label of this release")
                 column[code] = j
             column.flags.writeable = False
-            found = self._vocabularies[key] = (mids, column)
+            found = (mids, column)
+            # In the bounded cache with the rest: a loop over many ad-hoc vocabularies cannot grow it.
+            self._cache.put(key, found, column.nbytes + _VOCABULARY_ENTRY_BYTES * len(mids) + 200)
         return found
 
     def _human_sources(self) -> set[int]:
