@@ -517,7 +517,7 @@ class Release:
         with confidence > 0 (False: confidence 0, the verified negatives; None: either).
         """
         code = self.label_code(label)
-        ids = self._images  # noqa: F841 - checks open
+        self._check_open()
         store = self._store
         image_ids = store.images["ids"]
         human = store.tables.get("human_labels")
