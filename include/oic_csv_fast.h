@@ -1,5 +1,5 @@
-/* oic_csv_fast.h: the chunk parser's fast path, for records without quotes or CRs
- * (label and box files).
+/* oic_csv_fast.h: the chunk parser's fast path, for records without CRs and
+ * with quotes only around plain strings (label, box and images files).
  *
  * One pass, record by record, field by field, specialized to the layouts of
  * label and box files: a field's end is found with one 16-byte compare
@@ -7,9 +7,11 @@
  * themselves, and the field is converted straight into the output buffers.
  * Dictionary values are looked up in batches, with prefetching. A record the
  * fast path cannot take whole (an empty required field, a bad value, a wrong
- * number of fields) is parsed alone by oic_parse_chunk, which reports errors
- * exactly as it always does; then the fast path goes on after it. From the
- * first quote or CR on, oic_parse_chunk takes the rest of the chunk.
+ * number of fields, a quoted string with doubled quotes or a line break) is
+ * parsed alone by oic_parse_chunk, which reports errors exactly as it always
+ * does; then the fast path goes on after it. From the first CR, or a quote
+ * anywhere but around a string, on, oic_parse_chunk takes the rest of the
+ * chunk.
  *
  * Needs OIC_PAD readable bytes after the chunk's end (word loads run past
  * it; nothing past it is used).
@@ -52,6 +54,33 @@ static inline int64_t oic_field_end(const uint8_t *buf, int64_t pos, int64_t len
     if (at >= len || buf[at] == '"' || buf[at] == '\r')
         return -1;
     return at;
+}
+
+/* The closing quote of the quoted field whose content starts at pos: its
+ * position when the content holds no quote, CR or LF (so it is the content
+ * as is, on one line); -1 when it does, which the general path takes; -2
+ * when the chunk ends first. */
+static inline int64_t oic_plain_quoted_end(const uint8_t *buf, int64_t pos, int64_t len)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    for (; pos + 16 <= len; pos += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(buf + pos));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_or_si128(_mm_cmpeq_epi8(x, lf), _mm_cmpeq_epi8(x, cr))));
+        if (m) {
+            pos += __builtin_ctz(m);
+            return buf[pos] == '"' ? pos : -1;
+        }
+    }
+#endif
+    for (; pos < len; pos++) {
+        if (buf[pos] == '"')
+            return pos;
+        if (buf[pos] == '\n' || buf[pos] == '\r')
+            return -1;
+    }
+    return -2;
 }
 
 /* ---- numbers, a word at a time ------------------------------------------- */
@@ -501,7 +530,24 @@ static inline __attribute__((always_inline)) int oic_fast_record(const oic_parse
             ((int8_t *)col->values)[row] = (int8_t)(buf[pos] - '0');
             n = 1;
         }
-        if (n >= 0 && pos + n < len) {
+        if (type == OIC_COL_STRING && buf[pos] == '"') {
+            /* A quoted string (V3 images quote every Author and Title): its content, when plain, as
+             * is; doubled quotes, line breaks and anything after the closing quote but the delimiter
+             * are the general path's, for this record only. */
+            const int64_t close = oic_plain_quoted_end(buf, pos + 1, len);
+            if (close == -2 || close + 1 >= len)
+                return 2;
+            if (close < 0 || buf[close + 1] != delim)
+                return 1;
+            const int64_t k = close - pos - 1;
+            if (col->data_len + k > col->data_cap || col->data_len + k > INT32_MAX ||
+                oic_utf8_invalid_at(buf + pos + 1, (size_t)k) != (size_t)k)
+                return 1;
+            memcpy(col->data + col->data_len, buf + pos + 1, (size_t)k);
+            col->data_len += k;
+            col->offsets[row + 1] = (int32_t)col->data_len;
+            end = close + 1;
+        } else if (n >= 0 && pos + n < len) {
             end = pos + n;
             if ((f >= 32 || ((optional >> f) & 1)) && col->validity)
                 oic_set_valid(col, row);
