@@ -83,6 +83,41 @@ static inline int64_t oic_plain_quoted_end(const uint8_t *buf, int64_t pos, int6
     return -2;
 }
 
+/* Whether s[0:n] is valid UTF-8: all ASCII, checked 16 bytes at a time (the
+ * last load runs up to 15 bytes past s + n, into the chunk or its padding),
+ * or else valid by the full check. */
+static inline int oic_fast_utf8_ok(const uint8_t *s, int64_t n)
+{
+#if defined(__SSE2__)
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))))
+            goto full;
+    if (i < n && ((unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))) & ((1u << (n - i)) - 1)))
+        goto full;
+    return 1;
+full:
+#endif
+    return oic_utf8_invalid_at(s, (size_t)n) == (size_t)n;
+}
+
+/* A field of decimal digits only, up to `delim`, of at most max_digits (<= 18,
+ * so it cannot overflow): its value in *out and its length, or -1 for
+ * anything else (a sign, too many digits, an empty field), which the exact
+ * general conversion takes. Reads up to s + max_digits. */
+static inline int64_t oic_fast_digits_field(const uint8_t *s, uint8_t delim, int64_t max_digits, int64_t *out)
+{
+    int64_t v = 0, k = 0;
+    while (k < max_digits && (unsigned)(s[k] - '0') <= 9) {
+        v = v * 10 + (s[k] - '0');
+        k++;
+    }
+    if (k == 0 || s[k] != delim)
+        return -1;
+    *out = v;
+    return k;
+}
+
 /* ---- numbers, a word at a time ------------------------------------------- */
 
 /* OIC_LOW_BYTES[k]: the low k bytes of a word set (k = 0..8). */
@@ -435,7 +470,7 @@ static inline __attribute__((always_inline)) int oic_fast_field(const oic_parser
     case OIC_COL_STRING:
         /* An empty field is "" unless it is the whole record: an empty line. */
         if ((n == 0 && ncols == 1) || col->data_len + n > col->data_cap || col->data_len + n > INT32_MAX ||
-            oic_utf8_invalid_at(s, (size_t)n) != (size_t)n)
+            !oic_fast_utf8_ok(s, n))
             return 0;
         memcpy(col->data + col->data_len, s, (size_t)n);
         col->data_len += n;
@@ -529,6 +564,14 @@ static inline __attribute__((always_inline)) int oic_fast_record(const oic_parse
         } else if (type == OIC_COL_INT8 && (unsigned)(buf[pos] - '0') <= 9 && buf[pos + 1] == delim) {
             ((int8_t *)col->values)[row] = (int8_t)(buf[pos] - '0');
             n = 1;
+        } else if (type == OIC_COL_INT64 || type == OIC_COL_INT32) {
+            /* Sizes and counts (images' OriginalSize): digits only, within range by their count. */
+            int64_t v;
+            n = oic_fast_digits_field(buf + pos, delim, type == OIC_COL_INT64 ? 18 : 9, &v);
+            if (n >= 0 && type == OIC_COL_INT64)
+                ((int64_t *)col->values)[row] = v;
+            else if (n >= 0)
+                ((int32_t *)col->values)[row] = (int32_t)v;
         }
         if (type == OIC_COL_STRING && buf[pos] == '"') {
             /* A quoted string (V3 images quote every Author and Title): its content, when plain, as
@@ -541,7 +584,7 @@ static inline __attribute__((always_inline)) int oic_fast_record(const oic_parse
                 return 1;
             const int64_t k = close - pos - 1;
             if (col->data_len + k > col->data_cap || col->data_len + k > INT32_MAX ||
-                oic_utf8_invalid_at(buf + pos + 1, (size_t)k) != (size_t)k)
+                !oic_fast_utf8_ok(buf + pos + 1, k))
                 return 1;
             memcpy(col->data + col->data_len, buf + pos + 1, (size_t)k);
             col->data_len += k;
