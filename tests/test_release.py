@@ -474,6 +474,25 @@ def test_boxes_for_image_equal_the_reference(ref):
         assert_boxes(ref, ref.release.boxes_for_image(f"{image_id:016x}"), ref.boxes_of_image(image_id), f"{ref.name} {image_id:016x}")
 
 
+def test_boxes_for_image_equal_the_reference_once_every_block_is_checked(ref):
+    # As labels(): boxes_for_image checks the blocks it reads until all have been checked, then skips that;
+    # answers (one buffer, every array a view of it) must be the same before and after, and stay valid.
+    release = oicore.open(ref.release.path)
+    ids = ref.sample_ids(n=200, seed=4)
+    kept = []
+    for _ in range(3):
+        for image_id in ids:
+            got = release.boxes_for_image(image_id)
+            assert_boxes(ref, got, ref.boxes_of_image(image_id), f"{ref.name} {image_id:016x}")
+            assert got.boxes.flags.c_contiguous and got.boxes.shape == (len(got), 4)
+            kept.append((image_id, got))
+    assert release.boxes_for_image.__self__.hot
+    release.close()
+    gc.collect()
+    for image_id, got in kept[:: len(kept) // 20 or 1]:
+        assert_boxes(ref, got, ref.boxes_of_image(image_id), f"{ref.name} {image_id:016x} after close")
+
+
 def test_boxes_flags_are_minus_one_where_the_file_lacks_them(ref):
     b = ref.boxes
     lacking = [k for k, (s, t) in enumerate(ref.lookup["boxes"]) if "IsOccluded" not in t.column_names]

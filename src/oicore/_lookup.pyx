@@ -65,6 +65,9 @@ _WIDTH = {"u1": (1, 0), "u2": (2, 0), "u4": (4, 0), "u8": (8, 0), "i1": (1, 1), 
 cdef uint8_t _EMPTY = 0
 cdef cnp.dtype _INT32 = np.dtype(np.int32)
 cdef cnp.dtype _FLOAT32 = np.dtype(np.float32)
+cdef cnp.dtype _UINT64 = np.dtype(np.uint64)
+cdef cnp.dtype _INT8 = np.dtype(np.int8)
+cdef cnp.dtype _UINT8 = np.dtype(np.uint8)
 
 
 cdef extern from "numpy/arrayobject.h":
@@ -80,6 +83,17 @@ cdef cnp.ndarray _view_of(object owner, cnp.dtype dtype, void *data, size_t n):
     cdef cnp.npy_intp dim = <cnp.npy_intp>n
     Py_INCREF(dtype)  # PyArray_NewFromDescr steals a reference to the dtype
     cdef cnp.ndarray arr = _new_from_descr(<PyTypeObject *>cnp.ndarray, <_Descr *>dtype, 1, &dim, NULL, data, cnp.NPY_ARRAY_CARRAY, NULL)
+    cnp.set_array_base(arr, owner)
+    return arr
+
+
+cdef cnp.ndarray _rows_view_of(object owner, cnp.dtype dtype, void *data, size_t n, size_t width):
+    """As ``_view_of``, a C-contiguous ``n`` × ``width`` array."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = <cnp.npy_intp>n
+    dims[1] = <cnp.npy_intp>width
+    Py_INCREF(dtype)
+    cdef cnp.ndarray arr = _new_from_descr(<PyTypeObject *>cnp.ndarray, <_Descr *>dtype, 2, dims, NULL, data, cnp.NPY_ARRAY_CARRAY, NULL)
     cnp.set_array_base(arr, owner)
     return arr
 
@@ -944,6 +958,13 @@ cdef class BoxTable:
         for k, code in enumerate(source_codes):
             self.source_map[k] = code
 
+    cdef bint all_checked(self):
+        """Whether every block that boxes_for_image reads has been checked."""
+        for col in (self.code, self.source, self.xmin, self.xmax, self.ymin, self.ymax, self.row_image, *self.flags):
+            if col is not None and not (<Column>col).all_checked():
+                return False
+        return self.offsets.all_checked()
+
 
 FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 
@@ -1011,6 +1032,8 @@ cdef class BoxLookup(_Deferred):
     cdef object release
     cdef const uint8_t *splits
     cdef Segment split_seg
+    cdef readonly bint hot  # every block boxes_for_image reads has been checked: no per-call CRC bookkeeping
+    cdef unsigned int cold_calls
 
     def setup(self, ImageIndex images, BoxTable table, release, container, split_segment):
         split_seg = Segment(container, split_segment)
@@ -1028,18 +1051,15 @@ cdef class BoxLookup(_Deferred):
         cdef size_t n = hi - lo, i, r, k = 0
         cdef int f
         cdef uint64_t img
-        image_id = np.empty(n, np.uint64)
-        label = np.empty(n, np.int32)
-        boxes = np.empty((n, 4), np.float32)
-        flags = np.empty((5, n), np.int8)
-        source = np.empty(n, np.uint8)
-        split = np.empty(n, np.uint8)
-        cdef uint64_t[::1] pid = image_id
-        cdef int32_t[::1] pl = label
-        cdef float[:, ::1] pb = boxes
-        cdef int8_t[:, ::1] pf = flags
-        cdef uint8_t[::1] ps = source
-        cdef uint8_t[::1] psp = split
+        # One buffer holds every array (35 bytes a row, the 8-byte IDs first); the arrays are views of it.
+        cdef bytes buf = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(35 * n))
+        cdef char *base = PyBytes_AS_STRING(buf)
+        cdef uint64_t *pid = <uint64_t *>base
+        cdef float *pb = <float *>(base + 8 * n)
+        cdef int32_t *pl = <int32_t *>(base + 24 * n)
+        cdef int8_t *pf = <int8_t *>(base + 28 * n)  # five rows of n: IsOccluded ... IsInside
+        cdef uint8_t *ps = <uint8_t *>(base + 33 * n)
+        cdef uint8_t *psp = <uint8_t *>(base + 34 * n)
         cdef const oic_col *fc[5]
         for f in range(5):
             fc[f] = &(<Column>t.flags[f]).c if t.flags[f] is not None else NULL
@@ -1061,30 +1081,33 @@ cdef class BoxLookup(_Deferred):
                     continue
                 pid[k] = self.images.ids[img]
                 pl[k] = <int32_t>oic_col_int(&t.code.c, r)
-                pb[k, 0] = <float>oic_col_double(&t.xmin.c, r)
-                pb[k, 1] = <float>oic_col_double(&t.xmax.c, r)
-                pb[k, 2] = <float>oic_col_double(&t.ymin.c, r)
-                pb[k, 3] = <float>oic_col_double(&t.ymax.c, r)
+                pb[4 * k] = <float>oic_col_double(&t.xmin.c, r)
+                pb[4 * k + 1] = <float>oic_col_double(&t.xmax.c, r)
+                pb[4 * k + 2] = <float>oic_col_double(&t.ymin.c, r)
+                pb[4 * k + 3] = <float>oic_col_double(&t.ymax.c, r)
                 for f in range(5):
-                    pf[f, k] = <int8_t>oic_col_int(fc[f], r) if fc[f] != NULL else -1
+                    pf[f * n + k] = <int8_t>oic_col_int(fc[f], r) if fc[f] != NULL else -1
                 ps[k] = t.source_map[oic_col_int(sc, r) & 255] if sc != NULL else 255
                 psp[k] = sp
                 k += 1
         if damaged:
             raise FormatError("box rows or row images outside their table", path=self.images.path)
         cdef Boxes out = Boxes.__new__(Boxes)
-        out.image_id = image_id[:k]
-        out.label = label[:k]
-        out.boxes = boxes[:k] if k != n else boxes
-        out.is_occluded = flags[0, :k]
-        out.is_truncated = flags[1, :k]
-        out.is_group_of = flags[2, :k]
-        out.is_depiction = flags[3, :k]
-        out.is_inside = flags[4, :k]
-        out.source = source[:k]
-        out.split = split[:k]
+        out.image_id = _view_of(buf, _UINT64, pid, k)
+        out.label = _view_of(buf, _INT32, pl, k)
+        out.boxes = _rows_view_of(buf, _FLOAT32, pb, k, 4)
+        out.is_occluded = _view_of(buf, _INT8, pf, k)
+        out.is_truncated = _view_of(buf, _INT8, pf + n, k)
+        out.is_group_of = _view_of(buf, _INT8, pf + 2 * n, k)
+        out.is_depiction = _view_of(buf, _INT8, pf + 3 * n, k)
+        out.is_inside = _view_of(buf, _INT8, pf + 4 * n, k)
+        out.source = _view_of(buf, _UINT8, ps, k)
+        out.split = _view_of(buf, _UINT8, psp, k)
         out._release = self.release
         return out
+
+    cdef bint all_checked(self):
+        return self.images.all_checked() and self.table.all_checked() and self.split_seg.all_checked()
 
     cdef int check_all(self) except -1:
         cdef BoxTable t = self.table
@@ -1101,20 +1124,29 @@ cdef class BoxLookup(_Deferred):
         cdef int64_t i
         cdef size_t lo, hi
         self.prepare()
+        # As in labels(): until every block these reads touch has been checked, each call checks its
+        # blocks first. Row ranges are checked against the table's size on every call.
+        cdef bint check = not self.hot
         to_id(image_id, &id)
-        self.images.bucket(id, &lo, &hi)
+        self.images.bucket(id, &lo, &hi, check)
         oic_offsets_prefetch(&self.table.offsets.o, lo)
         oic_offsets_prefetch(&self.table.offsets.o, hi)
         i = self.images.search(id, lo, hi)
         if i < 0:
             raise KeyError(f"image {id:016x} is in no table of this release")
-        self.table.offsets.range(<size_t>i, &lo, &hi)
+        self.table.offsets.range(<size_t>i, &lo, &hi, check)
         cdef BoxTable t = self.table
-        for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
-            if col is not None:
-                (<Column>col).check(lo, hi)
-        self.split_seg.check(<size_t>i, <size_t>i + 1)
-        return self.gather(NULL, NULL, lo, hi, -1)
+        if check:
+            for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
+                if col is not None:
+                    (<Column>col).check(lo, hi)
+            self.split_seg.check(<size_t>i, <size_t>i + 1)
+        out = self.gather(NULL, NULL, lo, hi, -1)
+        if check:
+            self.cold_calls += 1
+            if self.cold_calls % 64 == 0:
+                self.hot = self.all_checked()
+        return out
 
     def for_images(self, cnp.ndarray ids, missing="raise"):
         """Ragged boxes of many images: (offsets int64[n+1], Boxes)."""
