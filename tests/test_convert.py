@@ -849,6 +849,23 @@ def test_tar_archives_convert_like_the_folder_and_export_byte_identical(tmp_path
     assert oic.stat().st_size == folder_oic.stat().st_size
     assert_exports_identical(oic, src, tmp_path)
     assert verify(oic, against=[src])["compared"] == len(found_sources(src))
+    assert verify(oic, against=archives)["compared"] == len(found_sources(src))  # members read as streams
+
+
+def test_verify_against_an_archive_names_the_member_and_line_that_differ(tmp_path_factory, tmp_path):
+    from oicore.inspection import VerifyMismatchError
+
+    src, oic, _, _ = synthetic(tmp_path_factory, "v3")
+    changed = tmp_path / "changed"
+    shutil.copytree(src, changed)
+    name = "test/annotations-human.csv"
+    lines = (changed / name).read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b",1", b",0", 1) if b",1" in lines[3] else lines[3].replace(b",0", b",1", 1)
+    (changed / name).write_bytes(b"\n".join(lines))
+    archives = _archives(changed, tmp_path / "downloads", _V3_ARCHIVES)
+    with pytest.raises(VerifyMismatchError) as e:
+        verify(oic, against=archives)
+    assert e.value.line == 4 and f"annotations_human_2017_07.tar.gz:{name}" in str(e.value)
 
 
 def test_bad_data_in_an_archive_names_the_member_and_line(tmp_path_factory, tmp_path):

@@ -8,6 +8,7 @@ the given CSV files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -263,27 +264,25 @@ def _check_class_index(store, t) -> None:
 
 
 def _compare(store, against, iter_tables, write_parts) -> int:
-    from oicore.sources import find_sources
+    from oicore.sources import find_sources, source_reader
 
-    given = {s.name: s.path for s in find_sources(against if isinstance(against, (list, tuple)) else [against])}
+    given = {s.name: s for s in find_sources(against if isinstance(against, (list, tuple)) else [against])}
     compared = 0
     for table, parts in iter_tables(store):
         # A table's files are compared together: each window of its rows is decoded once for all of them.
         present = [(source, k, given[source["name"]]) for source, k in parts if source["name"] in given]
-        files = [open(path, "rb") for _, _, path in present]
-        try:
-            sinks = [_CompareSink(f) for f in files]
+        with contextlib.ExitStack() as stack:
+            # Files, or archive members as they are decompressed (source_reader), read as the export comes.
+            sinks = [_CompareSink(stack.enter_context(source_reader(s))) for _, _, s in present]
             write_parts(store, table, [k for _, k, _ in present], sinks)
-            for (source, _, path), sink in zip(present, sinks):
+            for (source, _, found), sink in zip(present, sinks):
                 offset = sink.finish()
                 if offset is not None:
                     raise VerifyMismatchError(
-                        f"{source['name']}: the export differs from {path} at line {sink.line} (byte {offset})", path=os.fspath(path), line=sink.line
+                        f"{source['name']}: the export differs from {found.where} at line {sink.line} (byte {offset})",
+                        path=found.where, line=sink.line,
                     )
                 compared += 1
-        finally:
-            for f in files:
-                f.close()
     if not compared:
         raise FileNotFoundError(2, "no source file of the .oic file was found among", ", ".join(map(str, against)) if isinstance(against, (list, tuple)) else str(against))
     return compared

@@ -209,6 +209,20 @@ class SourceReader:
         self.pos += n
         return n
 
+    def read(self, n: int) -> bytes:
+        """The next ``n`` bytes, or fewer at the end."""
+        out = bytearray(n)
+        view, got = memoryview(out), 0
+        while got < n:
+            k = self.stream.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        view.release()
+        self.pos += got
+        del out[got:]
+        return bytes(out)
+
 
 @contextlib.contextmanager
 def source_reader(source: Source):
