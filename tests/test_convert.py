@@ -994,3 +994,59 @@ def test_cli_bad_data_exits_1_naming_file_and_line(tmp_path_factory, tmp_path):
     # The same through a subprocess for a usage error: exit 2 and nothing written.
     r = _run_cli("convert", src, "--quiet")
     assert r.returncode == 2
+
+
+# ---------------------------------------------------------------------------------------------- long text values
+
+_IMAGES_HEADER = b"ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,OriginalMD5,Thumbnail300KURL\n"
+
+
+def _images_row(image_id: int, title: bytes) -> bytes:
+    return b"%016x,train,u,l,lic,p,a,%s,1,m,t\n" % (image_id, title)
+
+
+def test_the_longest_text_value_the_format_stores_round_trips(tmp_path):
+    from oicore.columns import MAX_TEXT_FIELD
+
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    body = _images_row(1, b"t") + _images_row(2, b'"' + b"x" * (MAX_TEXT_FIELD - 2) + b'"') + _images_row(3, b"y" * MAX_TEXT_FIELD)
+    (src / "train" / "images.csv").write_bytes(_IMAGES_HEADER + body)
+    convert_quiet([src], tmp_path / "r.oic")
+    assert_exports_identical(tmp_path / "r.oic", [src], tmp_path)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_text_value_longer_than_the_format_stores_is_bad_data_named_by_line_and_column(tmp_path, threads):
+    """read_csv takes any length; convert rejects a value no block can hold, at its file, line and column
+    (a line break inside an earlier quoted value counts), and leaves nothing at the target."""
+    from oicore.columns import MAX_TEXT_FIELD
+
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    rows = [_images_row(k, b'"two\nlines"' if k == 3 else b"t%d" % k) for k in range(1, 4000)]
+    rows[3000] = _images_row(3001, b"z" * (MAX_TEXT_FIELD + 1))
+    path = src / "train" / "images.csv"
+    path.write_bytes(_IMAGES_HEADER + b"".join(rows))
+    assert oicore.read_csv(path).num_rows == len(rows)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(CSVError) as e:
+        convert_quiet([src], out_dir / "r.oic", threads=threads, block_size=64 << 10)
+    assert (e.value.line, e.value.column, e.value.column_name) == (3003, 8, "Title")
+    assert e.value.byte_offset == len(_IMAGES_HEADER) + sum(map(len, rows[:3000])) + len(rows[3000].split(b",z")[0]) + 1
+    assert "images.csv" in str(e.value) and f"{MAX_TEXT_FIELD:,}" in str(e.value)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_a_dictionary_value_longer_than_the_format_stores_is_named_too(tmp_path):
+    from oicore.columns import MAX_TEXT_FIELD
+
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    rows = [b"%016x,verification,/m/01g317,1\n" % k for k in range(10)]
+    rows[6] = b"%016x,%s,/m/01g317,1\n" % (6, b"s" * (MAX_TEXT_FIELD + 5))
+    (src / "train" / "annotations-human.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n" + b"".join(rows))
+    with pytest.raises(CSVError) as e:
+        convert_quiet([src], tmp_path / "r.oic")
+    assert (e.value.line, e.value.column_name) == (8, "Source")

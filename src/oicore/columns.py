@@ -323,6 +323,8 @@ def _max_payload():
 
 
 _MAX_PAYLOAD = _max_payload()
+# The longest text value any encoding can store: one row alone in a block, with its count and two offsets.
+MAX_TEXT_FIELD = _MAX_PAYLOAD - 12
 
 
 def encode_strings(writer, name: str, offsets: np.ndarray, data, *, level: int = 3, pool=None):

@@ -16,9 +16,9 @@ import numpy as np
 
 from oicore import columns as C
 from oicore import exact, schema
-from oicore.errors import OicoreWarning
+from oicore.errors import CSVError, OicoreWarning
 from oicore.schema import ColumnType
-from oicore.sources import Source, source_head
+from oicore.sources import Source, source_bytes, source_head
 
 __all__ = ["Part", "Narrow", "load_part", "SPLIT_CODES", "UNKNOWN_SPLIT"]
 
@@ -71,6 +71,9 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
     part = Part(source, table.num_rows, names, data_offset, _rules(source, names, data_offset, table.num_rows))
     part.checkpoints = np.frombuffer(table.schema.metadata.get(b"oicore.checkpoints", b""), np.int64).reshape(-1, 2)
     id_name = next((n for n in names if n in ("ImageID", "ImageId")), None)
+    for name in names:
+        if schema.column(name).type in (ColumnType.STRING, ColumnType.DICTIONARY):
+            _check_text_lengths(part, name, table.column(name))
     warned = named is None  # one warning per file about MIDs without a name, at its first such column
     for name in names:
         column = table.column(name)
@@ -97,6 +100,53 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
     if id_name is not None and not source.export_only:
         part.splits = _splits(part, local_values)
     return part
+
+
+def _check_text_lengths(part: Part, name: str, column) -> None:
+    """Raise CSVError, naming the file, line and column, for a text value longer than the .oic format stores
+    (``columns.MAX_TEXT_FIELD``, just under 1 MiB: every text encoding keeps a value within one block)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.num_chunks == 0 or len(column) == 0:
+        return
+    if pa.types.is_dictionary(column.type):
+        lengths = pc.binary_length(column.chunk(0).dictionary)  # every chunk shares the table's dictionary
+        longest = pc.max(lengths).as_py()
+        if longest is None or longest <= C.MAX_TEXT_FIELD:
+            return
+        code = int(np.argmax(lengths.to_numpy(zero_copy_only=False)))
+        indices = np.concatenate([_view(c.indices) for c in column.chunks])
+        row = int(np.flatnonzero(indices == code)[0])
+    else:
+        lengths = pc.binary_length(column)
+        longest = pc.max(lengths).as_py()
+        if longest is None or longest <= C.MAX_TEXT_FIELD:
+            return
+        row = int(np.argmax(np.concatenate([c.to_numpy(zero_copy_only=False) for c in lengths.chunks])))
+    line, offset = _row_location(part, row, part.names.index(name))
+    raise CSVError(
+        f"a text value of {longest:,} bytes; the .oic format stores text values of at most {C.MAX_TEXT_FIELD:,} bytes",
+        path=part.source.where, line=line, column=part.names.index(name) + 1, column_name=name, byte_offset=offset,
+    )
+
+
+def _row_location(part: Part, row: int, field: int) -> tuple[int, int | None]:
+    """The line of data row ``row`` of the part (1 + line terminators before its record) and the byte offset of
+    its field ``field``: from the reader's last checkpoint before it, a record at a time (an error path only)."""
+    from oicore import _csv
+
+    starts = [(int(r), int(o)) for r, o in part.checkpoints if r <= row] or [(0, part.data_offset)]
+    first, pos = starts[-1]
+    with source_bytes(part.source) as data, memoryview(data) as buf:
+        for _ in range(row - first):
+            status, _, pos, *_ = _csv.read_record(buf, pos, True, len(part.names) + 1)
+            if status != 0:
+                return row + 2, None  # not reached: the reader read these records
+        status, fields, *_ = _csv.read_record(buf, pos, True, len(part.names) + 1)
+        head = bytes(buf[:pos])
+    line = 1 + head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+    return line, (fields[field][1] if status == 0 and field < len(fields) else pos)
 
 
 def _parse(source: Source, read_csv, block_size, threads):
