@@ -73,3 +73,67 @@ def test_unsupported_files_are_skipped_with_a_warning_or_rejected_when_strict(tm
         find_sources([tmp_path], strict=True)
     with pytest.raises(FileNotFoundError):
         find_sources([tmp_path / "missing"])
+
+
+def _labels_file(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"ImageID,Source,LabelName,Confidence\n000026e7ee790996,verification,/m/01g317,1\n")
+    return path
+
+
+def test_a_file_given_alone_keeps_its_split_folder_in_its_name(tmp_path):
+    """As when its release folder is given: ``train/annotations-human.csv`` (split train), so two files of the
+    same name from two split folders can be given together, and verify --against one file finds it."""
+    train = _labels_file(tmp_path / "train" / "annotations-human.csv")
+    val = _labels_file(tmp_path / "validation" / "annotations-human.csv")
+    found = find_sources([train, val])
+    assert [(s.name, s.split) for s in found] == [("train/annotations-human.csv", "train"), ("validation/annotations-human.csv", "validation")]
+    assert [s.name for s in find_sources([tmp_path])] == [s.name for s in found]
+    v1 = _labels_file(tmp_path / "machine_ann_2016_08" / "test" / "labels.csv")
+    (s,) = find_sources([v1])
+    assert (s.name, s.table, s.split) == ("machine_ann_2016_08/test/labels.csv", "machine_labels", "test")
+    other = _labels_file(tmp_path / "mine" / "annotations-human.csv")
+    assert find_sources([other])[0].name == "annotations-human.csv"
+
+
+def test_two_sources_with_one_name_are_a_usage_error(tmp_path):
+    import subprocess
+    import sys
+
+    from oicore.sources import SourceNameError
+    from test_convert import cli_env
+
+    paths = []
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "class-descriptions.csv")
+        paths[-1].write_bytes(b"/m/01g317,Person\n")
+    with pytest.raises(SourceNameError, match="class-descriptions.csv"):
+        find_sources(paths)
+    p = subprocess.run([sys.executable, "-m", "oicore", "convert", *map(str, paths), "-o", str(tmp_path / "o.oic"), "--quiet"],
+                       capture_output=True, text=True, env=cli_env())
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "would be stored as 'class-descriptions.csv'" in p.stderr
+    assert not (tmp_path / "o.oic").exists()
+
+
+@pytest.mark.parametrize("member", ["../escaped/train/annotations-human.csv", "/abs/train/annotations-human.csv"])
+def test_archive_members_named_outside_the_release_are_rejected(tmp_path, member):
+    import io
+    import tarfile
+
+    data = b"ImageID,Source,LabelName,Confidence\n000026e7ee790996,verification,/m/01g317,1\n"
+    path = tmp_path / "a.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name in (member, "../README.md"):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(UnsupportedFileError, match="outside the release folder"):
+        find_sources([path])
+    with tarfile.open(tmp_path / "b.tar", "w") as tar:  # an unknown file so named is only skipped
+        info = tarfile.TarInfo("../README.md")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    with pytest.warns(OicoreWarning, match="README"):
+        assert find_sources([tmp_path / "b.tar"]) == []

@@ -183,8 +183,13 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from oicore.sources import SourceNameError
+
     try:
         return args.func(args)
+    except SourceNameError as e:  # how the sources were given, not what they hold
+        print(f"oicore: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except OicoreError as e:
         print(f"oicore: error: {e}", file=sys.stderr)
         return EXIT_BAD_DATA if isinstance(e, (ValueError, KeyError)) else EXIT_USAGE

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from oicore.errors import OicoreError, OicoreWarning
 
-__all__ = ["Source", "SourceReader", "classify", "find_sources", "source_bytes", "source_head", "source_reader", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
+__all__ = ["Source", "SourceNameError", "SourceReader", "classify", "find_sources", "source_bytes", "source_head", "source_reader", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
 
 SPLITS = ("train", "validation", "test")
 
@@ -67,6 +67,10 @@ _ARCHIVES = (".tar.gz", ".tgz", ".tar")
 
 class UnsupportedFileError(OicoreError, ValueError):
     """A file oicore does not store (under ``strict``; otherwise it is skipped with an OicoreWarning)."""
+
+
+class SourceNameError(OicoreError, ValueError):
+    """Two sources given would have the same name in the .oic file (a usage error: the CLI exits with 2)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ def classify(path, root=None, *, member: tarfile.TarInfo | None = None) -> Sourc
         table = "human_labels" if "human" in joined else "machine_labels" if "machine" in joined else None
     if table is None:
         return None
+    if member is not None and (member.name.startswith("/") or ".." in parts):
+        # Export writes sources under its folder by name: such a name would leave it.
+        raise UnsupportedFileError(f"{path}:{member.name}: an archive member named outside the release folder")
     split = _split_of(parts, name) if TABLES[table] in ("images", "image_labels", "boxes", "points", "vrd", "segmentation") else None
     return Source(
         path=path,
@@ -151,6 +158,18 @@ def classify(path, root=None, *, member: tarfile.TarInfo | None = None) -> Sourc
         member=member.name if member is not None else None,
         member_size=member.size if member is not None else 0,
     )
+
+
+def _single_file_root(path: Path) -> Path:
+    """What a file given alone is named from: its folder, or, when that folder is a split (``train/``...), the
+    one above, so the name keeps the split (``train/images.csv``, as when its release folder is given); for
+    V1's ``labels.csv`` also the annotation folder above that (``machine_ann_2016_08/train/labels.csv``)."""
+    root = path.parent
+    if root.name.lower() in (*SPLITS, "val") and root.parent != root:
+        root = root.parent
+        if path.name.lower() == "labels.csv" and root.parent != root:
+            root = root.parent
+    return root
 
 
 def _is_archive(path: Path) -> bool:
@@ -284,7 +303,7 @@ def find_sources(paths, *, strict: bool = False) -> list[Source]:
             files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.startswith("."))
             root = given
         else:
-            files, root = [given], given.parent
+            files, root = [given], _single_file_root(given)
         entries = []
         for f in files:
             if _is_archive(f):
@@ -307,5 +326,9 @@ def find_sources(paths, *, strict: bool = False) -> list[Source]:
     names = [s.name for s in found]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"two sources have the same name: {', '.join(duplicates)}")
+        paths = [s.where for s in found if s.name == duplicates[0]]
+        raise SourceNameError(
+            f"two sources would be stored as {duplicates[0]!r} ({' and '.join(paths)}): give the release folder, "
+            "or files whose folder names differ"
+        )
     return sorted(found, key=lambda s: s.name)
