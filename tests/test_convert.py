@@ -1050,3 +1050,19 @@ def test_a_dictionary_value_longer_than_the_format_stores_is_named_too(tmp_path)
     with pytest.raises(CSVError) as e:
         convert_quiet([src], tmp_path / "r.oic")
     assert (e.value.line, e.value.column_name) == (8, "Source")
+
+
+@pytest.mark.parametrize("text", [b"[]", b"{}", b"null", b'{"LabelName": "/m/0bl9f", "Subcategory": {}}', b"[" * 600 + b"]" * 600,
+                                  b'{"LabelName": "/m/0bl9f", "Subcategory": ' + b'[{"LabelName": "/m/x", "Subcategory": ' * 600 + b"[]" + b"}]" * 600 + b"}"])
+def test_a_hierarchy_file_that_is_not_a_label_tree_is_rejected_at_convert(tmp_path, text):
+    from oicore.errors import HierarchyError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "class-descriptions.csv").write_bytes(b"/m/01g317,Person\n")
+    (src / "bbox_labels_600_hierarchy.json").write_bytes(text)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(HierarchyError, match="bbox_labels_600_hierarchy.json"):
+        convert_quiet([src], out_dir / "r.oic")
+    assert list(out_dir.iterdir()) == []

@@ -12,7 +12,6 @@ hashed on their own thread through a small buffer.
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 import time
@@ -30,6 +29,7 @@ from oicore import exact, schema
 from oicore._version import __version__
 from oicore.errors import OicoreWarning
 from oicore.format import ContainerWriter
+from oicore.hierarchy import Hierarchy
 from oicore.schema import ColumnType
 from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, load_part
 from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_reader, source_sha256
@@ -528,12 +528,8 @@ class _Job:
         for s in sources:
             with source_bytes(s) as source:
                 data = bytes(source)
-            try:
-                json.loads(data.decode("utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                from oicore.errors import HierarchyError
-
-                raise HierarchyError(f"expected a JSON label hierarchy, got {e}", path=s.where) from None
+            # Read as lookups will read it, so a file they would reject is rejected now, by name.
+            Hierarchy.from_json(data, path=s.where)
             self.bar.update(len(data))
             entry["parts"].append({"name": s.name, "rows": 0, "columns": [], "json_segment": self.writer.add_zstd(data, level=self.level)})
         self.tables["hierarchy"] = entry

@@ -57,12 +57,18 @@ class Hierarchy:
         if t is None or not t.parts:
             raise LookupError(f"{store.path} holds no label hierarchy")
         part = t.parts[0]
-        data = store.container.data(part["json_segment"])
+        return cls.from_json(store.container.data(part["json_segment"]), path=store.path)
+
+    @classmethod
+    def from_json(cls, data, *, path=None) -> "Hierarchy":
+        """The hierarchy in a JSON file's bytes (``bbox_labels_600_hierarchy.json``); HierarchyError otherwise."""
         try:
             tree = json.loads(bytes(data).decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise HierarchyError(f"expected a JSON label hierarchy, got {e}", path=store.path) from None
-        return cls(tree, path=store.path)
+            raise HierarchyError(f"expected a JSON label hierarchy, got {e}", path=path) from None
+        except RecursionError:
+            raise HierarchyError("expected a JSON label hierarchy, got one nested too deeply to read", path=path) from None
+        return cls(tree, path=path)
 
     @property
     def labels(self) -> list[str]:
