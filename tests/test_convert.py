@@ -1066,3 +1066,32 @@ def test_a_hierarchy_file_that_is_not_a_label_tree_is_rejected_at_convert(tmp_pa
     with pytest.raises(HierarchyError, match="bbox_labels_600_hierarchy.json"):
         convert_quiet([src], out_dir / "r.oic")
     assert list(out_dir.iterdir()) == []
+
+
+def test_a_release_holds_at_most_255_source_values_counted_across_tables(tmp_path):
+    """Lookups code Source in a byte (255: none): 255 distinct values across the label and box tables convert
+    and look up; the 256th, here in the boxes file after 200 in the labels file, is bad data at its line."""
+    from oicore.converter import MAX_SOURCES
+
+    def release(n_values: int) -> Path:
+        src = tmp_path / f"src{n_values}"
+        (src / "train").mkdir(parents=True)
+        labels = [b"%016x,src%d,/m/01g317,1\n" % (k, k) for k in range(200)]
+        (src / "train" / "annotations-human.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n" + b"".join(labels))
+        boxes = [b"%016x,src%d,/m/01g317,1,0.1,0.2,0.3,0.4\n" % (k, k) for k in range(150, n_values)]
+        (src / "train" / "annotations-human-bbox.csv").write_bytes(b"ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax\n" + b"".join(boxes))
+        return src
+
+    src = release(MAX_SOURCES)
+    convert_quiet([src], tmp_path / "ok.oic")
+    with oicore.open(tmp_path / "ok.oic") as r:
+        assert len(r.sources) == MAX_SOURCES
+        lab = r.labels(199)
+        assert [r.sources[c] for c in lab.source] == ["src199"]
+        b = r.boxes_for_image(254)
+        assert [r.sources[c] for c in b.source] == ["src254"]
+    with pytest.raises(CSVError) as e:
+        convert_quiet([release(MAX_SOURCES + 1)], tmp_path / "bad.oic")
+    # the 256th value, src255, is the boxes file's 106th row (src150 is its first): line 107
+    assert (e.value.line, e.value.column_name) == (107, "Source") and "annotations-human-bbox.csv" in str(e.value)
+    assert not (tmp_path / "bad.oic").exists()

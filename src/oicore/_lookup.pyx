@@ -507,8 +507,8 @@ cdef class LabelTable:
         self.code = Column(container, cols["LabelName"], rows)
         self.confidence = Column(container, cols["Confidence"], rows)
         self.source = Column(container, cols["Source"], rows) if "Source" in cols else None
-        if len(source_codes) > 256:
-            raise FormatError("more than 256 Source values", path=container.path)
+        if len(source_codes) > 255 or any(not 0 <= c < 255 for c in source_codes):
+            raise FormatError("more than 255 Source values", path=container.path)
         for k in range(256):
             self.source_map[k] = 255
         for k, code in enumerate(source_codes):
@@ -953,6 +953,8 @@ cdef class BoxTable:
         cr = entry["class_rows"]
         self.class_offsets = Offsets(container, {"segment": cr["offsets"], "dtype": "u4"}, n_codes + 1, rows)
         self.class_rows = _ints_column(container, cr["rows"], rows, "class_rows")
+        if len(source_codes) > 255 or any(not 0 <= c < 255 for c in source_codes):
+            raise FormatError("more than 255 Source values", path=container.path)
         for k in range(256):
             self.source_map[k] = 255
         for k, code in enumerate(source_codes):

@@ -27,11 +27,11 @@ import numpy as np
 from oicore import columns as C
 from oicore import exact, schema
 from oicore._version import __version__
-from oicore.errors import OicoreWarning
+from oicore.errors import CSVError, OicoreWarning
 from oicore.format import ContainerWriter
 from oicore.hierarchy import Hierarchy
 from oicore.schema import ColumnType
-from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, load_part
+from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, row_location, load_part
 from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_reader, source_sha256
 from oicore.threads import resolve as resolve_threads
 
@@ -41,6 +41,7 @@ __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_re
 IMAGE_TABLES = ("images", "human_labels", "machine_labels", "boxes", "points", "vrd", "segmentation")
 _SPLIT_RANK = {None: 3, **SPLIT_CODES}
 _RECORD_TABLES = ("human_labels", "machine_labels")  # what labels() and labels_many() read
+MAX_SOURCES = 255  # distinct Source values of a release: lookups code them in a byte, 255 meaning none
 _RECORD_COLUMNS = ("LabelName", "Confidence", "Source")
 # Rows rendered and compared with the source at a time: bounds the renderer's inputs, and the source's
 # pages are let go of chunk by chunk (a mapped file's resident pages count in our RSS).
@@ -292,6 +293,7 @@ class _Job:
         self.image_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # table -> (sorted unique IDs, rows)
         self.image_splits: list[tuple[np.ndarray, np.ndarray]] = []  # (unique IDs, split codes), first wins
         self.exceptions = 0
+        self.source_values: dict[str, None] = {}  # Source values of the label and box tables so far
         self.images_entry: dict = {}
         self._table_arrays: dict[str, dict[str, C.Decoded]] = {}
 
@@ -310,6 +312,8 @@ class _Job:
                 self.vocab.named.update(m for m in self.vocab.codes if m not in self.vocab.named)
             self.bar.update(s.size)
             parts.append(p)
+        if name in (*_RECORD_TABLES, "boxes"):
+            self._check_sources(parts, local_values.get("Source", {}))
         kind = schema.kind(sources[0].kind)
         names = [c.name for c in kind.columns if any(c.name in p.names for p in parts)]
         names += [n for p in parts for n in p.names if n not in names]
@@ -342,6 +346,23 @@ class _Job:
             self._table_arrays[name] = {k: decoded[k] for k in ("LabelName", "Confidence") if k in decoded}
         self.tables[name] = entry
         self._sorted_ids = None
+
+    def _check_sources(self, parts: list[Part], values: dict[str, int]) -> None:
+        """Lookups code Source in one byte, release-wide, with 255 for none: the first value past
+        MAX_SOURCES is bad data, named by its file, line and column."""
+        known = self.source_values
+        for value, code in values.items():
+            if value in known:
+                continue
+            if len(known) == MAX_SOURCES:
+                part = next(p for p in parts if "Source" in p.columns and (p.columns["Source"].values == code).any())
+                row = int(np.flatnonzero(part.columns["Source"].values == code)[0])
+                line, offset = row_location(part, row, part.names.index("Source"))
+                raise CSVError(
+                    f"a {MAX_SOURCES + 1}th distinct Source value ({value[:40]!r}); a release holds at most {MAX_SOURCES}",
+                    path=part.source.where, line=line, column=part.names.index("Source") + 1, column_name="Source", byte_offset=offset,
+                )
+            known[value] = None
 
     def _row_order(self, table: str, parts: list[Part], id_name: str | None):
         """Physical order of the table's rows (None: the parts' concatenation), and each row's part.

@@ -20,7 +20,7 @@ from oicore.errors import CSVError, OicoreWarning
 from oicore.schema import ColumnType
 from oicore.sources import Source, source_bytes, source_head
 
-__all__ = ["Part", "Narrow", "load_part", "SPLIT_CODES", "UNKNOWN_SPLIT"]
+__all__ = ["Part", "Narrow", "load_part", "row_location", "SPLIT_CODES", "UNKNOWN_SPLIT"]
 
 SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 UNKNOWN_SPLIT = 255
@@ -124,14 +124,14 @@ def _check_text_lengths(part: Part, name: str, column) -> None:
         if longest is None or longest <= C.MAX_TEXT_FIELD:
             return
         row = int(np.argmax(np.concatenate([c.to_numpy(zero_copy_only=False) for c in lengths.chunks])))
-    line, offset = _row_location(part, row, part.names.index(name))
+    line, offset = row_location(part, row, part.names.index(name))
     raise CSVError(
         f"a text value of {longest:,} bytes; the .oic format stores text values of at most {C.MAX_TEXT_FIELD:,} bytes",
         path=part.source.where, line=line, column=part.names.index(name) + 1, column_name=name, byte_offset=offset,
     )
 
 
-def _row_location(part: Part, row: int, field: int) -> tuple[int, int | None]:
+def row_location(part: Part, row: int, field: int) -> tuple[int, int | None]:
     """The line of data row ``row`` of the part (1 + line terminators before its record) and the byte offset of
     its field ``field``: from the reader's last checkpoint before it, a record at a time (an error path only)."""
     from oicore import _csv
