@@ -292,3 +292,11 @@ def test_checkpoints_are_the_starts_of_their_records(tmp_path, block_size):
     assert len(points) >= (2 if block_size < 4096 else 1)
     for row, offset in points.tolist():
         assert offset == starts[row + 1], (row, offset)
+
+
+def test_a_stray_quote_is_shown_inside_its_whole_field(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b'ImageID,Source,LabelName,Confidence\n000026e7ee790996,ver"if,/m/01,1\n')
+    with pytest.raises(CSVError) as e:
+        read_csv(path)
+    assert "inside 'ver\"if'" in str(e.value) and (e.value.line, e.value.column_name) == (2, "Source")

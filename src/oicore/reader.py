@@ -251,7 +251,7 @@ class _Reader:
         found = _describe_field(buf, rel_offset)
         col = self.columns[column - 1] if column and hasattr(self, "columns") and column <= len(self.columns) else None
         if status == _S["STRAY_QUOTE"]:
-            reason = 'expected a field without quotes (or quoted from its first byte), got \'"\' inside ' + found
+            reason = 'expected a field without quotes (or quoted from its first byte), got \'"\' inside ' + _describe_unquoted(buf, rel_offset)
         elif status == _S["AFTER_QUOTE"]:
             reason = f"expected ',' or a line break after a closing quote, got {_describe_byte(buf, rel_offset)}"
         elif status == _S["UNTERMINATED_QUOTE"]:
@@ -605,6 +605,19 @@ def _describe_byte(buf, at) -> str:
     if 0x20 <= b < 0x7F:
         return repr(chr(b))
     return f"0x{b:02x}"
+
+
+def _describe_unquoted(buf, at, limit=60) -> str:
+    """The unquoted field around byte ``at`` (from the delimiter or line start before it to the next), for
+    messages (shortened, repr'd)."""
+    start = at
+    while start > 0 and buf[start - 1] not in (0x2C, 0x0A, 0x0D) and at - start < limit:
+        start -= 1
+    end, n = at, len(buf)
+    while end < n and buf[end] not in (0x2C, 0x0A, 0x0D) and end - start < limit + 1:
+        end += 1
+    text = bytes(buf[start:end]).decode("utf-8", "backslashreplace")
+    return repr(text[:limit] + "..." if len(text) > limit else text)
 
 
 def _describe_field(buf, at, limit=60) -> str:
