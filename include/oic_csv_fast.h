@@ -578,8 +578,8 @@ static inline __attribute__((always_inline)) int oic_fast_record(const oic_parse
              * is; doubled quotes, line breaks and anything after the closing quote but the delimiter
              * are the general path's, for this record only. */
             const int64_t close = oic_plain_quoted_end(buf, pos + 1, len);
-            if (close == -2 || close + 1 >= len)
-                return 2;
+            if (close == -2 || close + 1 >= len || buf[close + 1] == '\r')
+                return 2; /* the chunk's end, or a CR (CRLF files go the general path's way whole) */
             if (close < 0 || buf[close + 1] != delim)
                 return 1;
             const int64_t k = close - pos - 1;
