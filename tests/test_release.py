@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -1346,3 +1347,30 @@ def test_label_matrix_vocabularies_share_the_bounded_cache(v4, tmp_path):
         assert np.array_equal(release.label_matrix(ids, mids[:5], mode="ternary", source=None), first)
     with pytest.raises(ValueError, match="closed"):
         release.cache_info()
+
+
+def test_empty_box_flags_read_as_minus_one_everywhere(tmp_path):
+    """An empty IsOccluded... field (null to read_csv; stored as 0 with a null bit) is -1 in every box lookup,
+    as an absent column is; written flags keep their value."""
+    src = tmp_path / "src" / "validation"
+    src.mkdir(parents=True)
+    rows = [
+        b"00000000000000aa,freeform,/m/01,1,0.1,0.2,0.3,0.4,,1,,0,\n",
+        b"00000000000000aa,freeform,/m/01,1,0.1,0.2,0.3,0.4,0,-1,1,,1\n",
+        b"00000000000000bb,freeform,/m/01,1,0.1,0.2,0.3,0.4,1,,,,\n",
+    ]
+    (src / "annotations-human-bbox.csv").write_bytes(
+        b"ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n" + b"".join(rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(tmp_path / "src", tmp_path / "r.oic", progress=False)
+    want = np.array([[-1, 1, -1, 0, -1], [0, -1, 1, -1, 1], [1, -1, -1, -1, -1]], np.int8)
+
+    def flags(b):
+        return np.stack([b.is_occluded, b.is_truncated, b.is_group_of, b.is_depiction, b.is_inside], axis=1)
+
+    with oicore.open(tmp_path / "r.oic") as r:
+        assert np.array_equal(flags(r.boxes_for_image(0xAA)), want[:2])
+        assert np.array_equal(flags(r.boxes_for_image(0xBB)), want[2:])
+        assert np.array_equal(flags(r.boxes("/m/01")), want)
+        assert np.array_equal(flags(r.boxes_for_images(np.array([0xBB, 0xAA], np.uint64)).boxes), want[[2, 0, 1]])

@@ -929,6 +929,7 @@ cdef class BoxTable:
     cdef readonly Column code, source, conf
     cdef readonly Column xmin, xmax, ymin, ymax
     cdef readonly list flags  # five Columns or None (absent: -1)
+    cdef readonly list flag_nulls  # per flag, the Segment of its null bitmap (empty fields: -1), or None
     cdef readonly Column row_image
     cdef readonly Offsets class_offsets
     cdef readonly Column class_rows
@@ -949,6 +950,13 @@ cdef class BoxTable:
         self.ymin = Column(container, cols["YMin"], all_rows)
         self.ymax = Column(container, cols["YMax"], all_rows)
         self.flags = [Column(container, cols[f], all_rows) if f in cols else None for f in FLAGS]
+        self.flag_nulls = []
+        for f in FLAGS:
+            nulls = cols[f].get("nulls") if f in cols else None
+            seg = Segment(container, nulls) if nulls is not None else None
+            if seg is not None and seg.length != (all_rows + 7) // 8:
+                raise FormatError(f"column {f!r}: a null bitmap of {seg.length} bytes for {all_rows} rows", path=container.path)
+            self.flag_nulls.append(seg)
         self.row_image = _ints_column(container, entry["row_image"], rows, "row_image")
         cr = entry["class_rows"]
         self.class_offsets = Offsets(container, {"segment": cr["offsets"], "dtype": "u4"}, n_codes + 1, rows)
@@ -965,7 +973,17 @@ cdef class BoxTable:
         for col in (self.code, self.source, self.xmin, self.xmax, self.ymin, self.ymax, self.row_image, *self.flags):
             if col is not None and not (<Column>col).all_checked():
                 return False
+        for seg in self.flag_nulls:
+            if seg is not None and not (<Segment>seg).all_checked():
+                return False
         return self.offsets.all_checked()
+
+    cdef int check_nulls(self, size_t lo, size_t hi) except -1:
+        """Check the flags' null bitmaps over rows [lo, hi)."""
+        for seg in self.flag_nulls:
+            if seg is not None and hi > lo:
+                (<Segment>seg).check(lo >> 3, ((hi - 1) >> 3) + 1)
+        return 0
 
 
 FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
@@ -1063,8 +1081,10 @@ cdef class BoxLookup(_Deferred):
         cdef uint8_t *ps = <uint8_t *>(base + 33 * n)
         cdef uint8_t *psp = <uint8_t *>(base + 34 * n)
         cdef const oic_col *fc[5]
+        cdef const uint8_t *fn[5]  # a null (empty field) reads as -1, as an absent column does
         for f in range(5):
             fc[f] = &(<Column>t.flags[f]).c if t.flags[f] is not None else NULL
+            fn[f] = (<Segment>t.flag_nulls[f]).g.base if t.flag_nulls[f] is not None else NULL
         cdef const oic_col *sc = &t.source.c if t.source is not None else NULL
         cdef uint8_t sp
         cdef int damaged = 0
@@ -1088,7 +1108,10 @@ cdef class BoxLookup(_Deferred):
                 pb[4 * k + 2] = <float>oic_col_double(&t.ymin.c, r)
                 pb[4 * k + 3] = <float>oic_col_double(&t.ymax.c, r)
                 for f in range(5):
-                    pf[f * n + k] = <int8_t>oic_col_int(fc[f], r) if fc[f] != NULL else -1
+                    if fc[f] == NULL or (fn[f] != NULL and (fn[f][r >> 3] >> (r & 7)) & 1):
+                        pf[f * n + k] = -1
+                    else:
+                        pf[f * n + k] = <int8_t>oic_col_int(fc[f], r)
                 ps[k] = t.source_map[oic_col_int(sc, r) & 255] if sc != NULL else 255
                 psp[k] = sp
                 k += 1
@@ -1116,6 +1139,7 @@ cdef class BoxLookup(_Deferred):
         for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
             if col is not None:
                 (<Column>col).check(0, t.rows)
+        t.check_nulls(0, t.rows)
         self.split_seg.check(0, self.split_seg.length)
         self.images.ids_seg.check(0, self.images.ids_seg.length)
         return 0
@@ -1142,6 +1166,7 @@ cdef class BoxLookup(_Deferred):
             for col in (t.code, t.source, t.xmin, t.xmax, t.ymin, t.ymax, t.row_image, *t.flags):
                 if col is not None:
                     (<Column>col).check(lo, hi)
+            t.check_nulls(lo, hi)
             self.split_seg.check(<size_t>i, <size_t>i + 1)
         out = self.gather(NULL, NULL, lo, hi, -1)
         if check:
