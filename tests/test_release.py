@@ -1374,3 +1374,26 @@ def test_empty_box_flags_read_as_minus_one_everywhere(tmp_path):
         assert np.array_equal(flags(r.boxes_for_image(0xBB)), want[2:])
         assert np.array_equal(flags(r.boxes("/m/01")), want)
         assert np.array_equal(flags(r.boxes_for_images(np.array([0xBB, 0xAA], np.uint64)).boxes), want[[2, 0, 1]])
+
+
+def test_image_fields_a_row_s_file_lacks_are_none(tmp_path):
+    """Images files of one release may differ in columns (V1's layouts; Rotation from V4 on): image() gives None
+    for the columns the row's own file lacks, and the values of the rest."""
+    src = tmp_path / "src"
+    (src / "train").mkdir(parents=True)
+    (src / "validation").mkdir()
+    h11 = b"ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,OriginalMD5,Thumbnail300KURL"
+    (src / "train" / "images.csv").write_bytes(b"ImageID,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title\n"
+                                               b"000000000000000a,u,l,li,ap,au,ti\n")
+    (src / "validation" / "images.csv").write_bytes(h11 + b",Rotation\n00000000000000bb,validation,u2,l2,li,ap,au,ti,99,abc==,t,90.0\n"
+                                                    + b"00000000000000cc,validation,u3,l3,li,ap,au,ti,7,abd==,t,\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(src, tmp_path / "r.oic", progress=False)
+    with oicore.open(tmp_path / "r.oic") as r:
+        a = r.image(0xA)
+        assert (a.original_url, a.title) == ("u", "ti")
+        assert (a.subset, a.original_size, a.md5, a.thumbnail_300k_url, a.rotation) == (None, None, None, None, None)
+        b = r.image(0xBB)
+        assert (b.subset, b.original_size, b.md5, b.thumbnail_300k_url, b.rotation) == ("validation", 99, "abc==", "t", 90.0)
+        assert r.image(0xCC).rotation is None and r.image(0xCC).original_size == 7

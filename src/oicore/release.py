@@ -423,12 +423,31 @@ class Release:
         values = {"image_id": f"{_lookup.parse_id(image_id):016x}"}
         if hi == lo:
             raise KeyError(f"image {values['image_id']} has no row in the images table")
+        # A column some images file lacks (V1's first layouts, Rotation before V4) is None for its rows.
+        lacking = {name for part in t.parts for name in t.columns if name not in part["columns"]}
+        part = t.parts[self._row_part(t, lo)] if lacking else None
         for name, entry in t.columns.items():
             field_name = _IMAGE_FIELDS.get(name)
             if field_name is None:
                 continue
+            if part is not None and name not in part["columns"]:
+                values[field_name] = None
+                continue
             values[field_name] = self._cell(t, name, entry, lo, numbers.get(name))
         return ImageInfo(**values)
+
+    def _row_part(self, table, row: int) -> int:
+        """The part (source file) of a table's physical row: its row-part array, decoded once into the bounded
+        cache."""
+        key = ("row_part", table.name)
+        parts = self._cache.get(key)
+        if parts is None:
+            parts = table.row_part()
+            if parts is None:
+                return 0
+            parts.flags.writeable = False
+            self._cache.put(key, parts, parts.nbytes + 100)
+        return int(parts[row])
 
     def _image_rows_lookup(self):
         """The images table's row offsets and its number columns as readers of single rows (nothing decoded
