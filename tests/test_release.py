@@ -1397,3 +1397,23 @@ def test_image_fields_a_row_s_file_lacks_are_none(tmp_path):
         b = r.image(0xBB)
         assert (b.subset, b.original_size, b.md5, b.thumbnail_300k_url, b.rotation) == ("validation", 99, "abc==", "t", 90.0)
         assert r.image(0xCC).rotation is None and r.image(0xCC).original_size == 7
+
+
+def test_label_matrix_tells_human_rows_by_their_table_not_their_source_text(tmp_path):
+    """A Source value written in both a human and a machine file: the machine row stays a machine row, so
+    a human negative still overrides a machine positive (and a human positive a machine negative)."""
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    header = b"ImageID,Source,LabelName,Confidence\n"
+    (src / "annotations-human.csv").write_bytes(header + b"000000000000000a,shared,/m/01,0\n000000000000000b,shared,/m/02,1\n")
+    (src / "annotations-machine.csv").write_bytes(header + b"000000000000000a,shared,/m/01,0.9\n000000000000000b,shared,/m/02,0\n"
+                                                  + b"000000000000000b,shared,/m/01,0.8\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(tmp_path / "src", tmp_path / "r.oic", progress=False)
+    with oicore.open(tmp_path / "r.oic") as r:
+        for source in (None, "shared"):
+            got = r.label_matrix([0xA, 0xB], ["/m/01", "/m/02"], mode="ternary", source=source)
+            assert got.tolist() == [[0, -1], [1, 1]], source
+        assert r.label_matrix([0xA, 0xB], ["/m/01", "/m/02"], mode="ternary", source="machine").tolist() == [[1, -1], [1, 0]]
+        assert r.label_matrix([0xA, 0xB], ["/m/01", "/m/02"], mode="ternary", source="human").tolist() == [[0, -1], [-1, 1]]

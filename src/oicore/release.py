@@ -692,14 +692,15 @@ class Release:
         neg_rows = every.confidence == 0  # exact in float32 too
         n = len(every)
         out = np.full((n, len(mids)), -1 if mode == "ternary" else 0, dtype=dtype)
-        human_codes = self._human_sources()
-        is_human = np.zeros(256, bool)
-        is_human[list(human_codes)] = True
         row_pos = np.repeat(np.arange(n), np.diff(pos.offsets))
         row_all = np.repeat(np.arange(n), np.diff(every.offsets))
         labels = np.concatenate([pos.label, every.label[neg_rows]]).astype(np.int64)
         row_of = np.concatenate([row_pos, row_all[neg_rows]])
-        human = is_human[np.concatenate([pos.source, every.source[neg_rows]])]
+        # Which rows came from a human table (by table, not by Source text, which both kinds may share): an
+        # image's human rows come first in its slice.
+        human_pos = self._from_human_tables(arr, pos, row_pos, source, min_confidence)
+        human_all = self._from_human_tables(arr, every, row_all, source, None)
+        human = np.concatenate([human_pos, human_all[neg_rows]])
         positive = np.r_[np.ones(len(pos.label), bool), np.zeros(int(neg_rows.sum()), bool)]
         negative = ~positive
         if expand:
@@ -736,12 +737,17 @@ class Release:
             self._cache.put(key, found, column.nbytes + _VOCABULARY_ENTRY_BYTES * len(mids) + 200)
         return found
 
-    def _human_sources(self) -> set[int]:
-        t = self._store.tables.get("human_labels")
-        col = t.columns.get("Source") if t else None
-        if col is None or col["encoding"] != "dict":
-            return set()
-        return {self.sources.index(v) for v in col["values"]}
+    def _from_human_tables(self, arr, batch: "LabelsBatch", row_image, source, min_confidence) -> np.ndarray:
+        """Per row of ``batch`` (``labels_many(arr, source, min_confidence)``), whether it came from a human
+        table: each image's human rows come first, so they are the first ``count`` of its slice, where
+        ``count`` is its rows under the same filters in the human tables alone."""
+        if source in ("human", "machine"):
+            return np.full(len(batch.label), source == "human")
+        human = self.labels_many(arr, source="human", min_confidence=min_confidence)
+        keep = np.ones(len(human.label), bool) if source is None else human.source == self.sources.index(source)
+        image_of = np.repeat(np.arange(len(arr)), np.diff(human.offsets))
+        count = np.bincount(image_of[keep], minlength=len(arr))
+        return np.arange(len(batch.label)) - batch.offsets[row_image] < count[row_image]
 
     def _expand(self, labels, row_of, positive, negative, human):
         h = self.hierarchy
