@@ -1417,3 +1417,30 @@ def test_label_matrix_tells_human_rows_by_their_table_not_their_source_text(tmp_
             assert got.tolist() == [[0, -1], [1, 1]], source
         assert r.label_matrix([0xA, 0xB], ["/m/01", "/m/02"], mode="ternary", source="machine").tolist() == [[1, -1], [1, 0]]
         assert r.label_matrix([0xA, 0xB], ["/m/01", "/m/02"], mode="ternary", source="human").tolist() == [[0, -1], [-1, 1]]
+
+
+def test_cli_lookups_print_the_csv_decimals_and_never_a_traceback(tmp_path, capsys):
+    from oicore.cli import main
+
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    (src / "annotations-machine.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n000000000000000a,machine,/m/01,0.7\n"
+                                                  b"000000000000000a,machine,/m/02,9.765625e-05\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(tmp_path / "src", tmp_path / "r.oic", progress=False)
+    oic = str(tmp_path / "r.oic")
+    assert main(["labels", oic, "000000000000000a", "--json"]) == 0
+    assert [row["Confidence"] for row in json.loads(capsys.readouterr().out)] == [0.7, 9.765625e-05]
+    assert main(["labels", oic, "000000000000000a"]) == 0
+    out = capsys.readouterr().out
+    assert " 0.7 " in out and " 9.765625e-05 " in out
+    # An argument the API rejects is a usage error; what the file lacks is exit 1; a folder for a file, usage.
+    for argv, code, message in [
+        (["labels", oic, "000000000000000a", "--source", "bogus"], 2, "unknown source 'bogus'"),
+        (["boxes", oic, "/m/01"], 1, "holds no boxes"),
+        (["labels", str(tmp_path), "000000000000000a"], 2, "directory"),
+    ]:
+        assert main(argv) == code, argv
+        err = capsys.readouterr().err
+        assert err.startswith("oicore: error: ") and message in err and "Traceback" not in err

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "name), ordered by split, then ImageID, then file order.")
     p.add_argument("file", metavar="FILE.oic")
     p.add_argument("label", metavar="LABEL", help="a MID like /m/01g317 or a display name like Person")
-    p.add_argument("--split", choices=["train", "validation", "test"])
+    p.add_argument("--split", choices=["train", "validation", "val", "test"], help="only this split (val: validation)")
     p.add_argument("--limit", type=_positive_int, default=20, help="rows to print (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_boxes)
@@ -202,6 +202,15 @@ def main(argv=None) -> int:
     except KeyError as e:  # an unknown image or label: the message says which
         print(f"oicore: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return EXIT_BAD_DATA
+    except LookupError as e:  # what the file does not hold (a release without boxes, say)
+        print(f"oicore: error: {e}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except ValueError as e:  # an argument the API rejects (an unknown --source, say); the message lists the choices
+        print(f"oicore: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # a folder given for a file, no permission, ...
+        print(f"oicore: error: {e.strerror or e}: {e.filename}" if e.filename else f"oicore: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
 
@@ -293,9 +302,15 @@ def _print_rows(rows: list[dict], as_json: bool, limit: int | None = None) -> No
 def _fmt(value) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+    return str(value)  # floats: the shortest text that reads back as the value (0.7, 9.765625e-05)
+
+
+def _short(x) -> float:
+    """A float32 as the float of its shortest decimal text: 0.7, not 0.699999988079071 (the CSV's value, for
+    every value that float32 holds with its digits)."""
+    import numpy as np
+
+    return float(str(np.float32(x)))
 
 
 def _cmd_labels(args) -> int:
@@ -305,8 +320,8 @@ def _cmd_labels(args) -> int:
         r = release.labels(args.image_id, source=args.source, min_confidence=args.min_confidence)
         names = r.names
         rows = [
-            {"LabelName": m, "DisplayName": n, "Confidence": float(c), "Source": release.sources[s] if s < len(release.sources) else None}
-            for m, n, c, s in zip(r.mids, names, r.confidence.tolist(), r.source.tolist())
+            {"LabelName": m, "DisplayName": n, "Confidence": _short(c), "Source": release.sources[s] if s < len(release.sources) else None}
+            for m, n, c, s in zip(r.mids, names, r.confidence, r.source.tolist())
         ]
     _print_rows(rows, args.json)
     return EXIT_OK
@@ -321,10 +336,10 @@ def _cmd_boxes(args) -> int:
         rows = [
             {
                 "ImageID": f"{int(b.image_id[i]):016x}",
-                "XMin": float(b.boxes[i, 0]),
-                "XMax": float(b.boxes[i, 1]),
-                "YMin": float(b.boxes[i, 2]),
-                "YMax": float(b.boxes[i, 3]),
+                "XMin": _short(b.boxes[i, 0]),
+                "XMax": _short(b.boxes[i, 1]),
+                "YMin": _short(b.boxes[i, 2]),
+                "YMax": _short(b.boxes[i, 3]),
                 "IsOccluded": int(b.is_occluded[i]),
                 "IsTruncated": int(b.is_truncated[i]),
                 "IsGroupOf": int(b.is_group_of[i]),
