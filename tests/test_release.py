@@ -1444,3 +1444,23 @@ def test_cli_lookups_print_the_csv_decimals_and_never_a_traceback(tmp_path, caps
         assert main(argv) == code, argv
         err = capsys.readouterr().err
         assert err.startswith("oicore: error: ") and message in err and "Traceback" not in err
+
+
+def test_a_release_without_boxes_answers_box_lookups_empty(tmp_path):
+    """As labels() without label files: known images have no boxes, unknown IDs raise KeyError."""
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    (src / "annotations-human.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n000000000000000a,verification,/m/01,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(tmp_path / "src", tmp_path / "r.oic", progress=False)
+    with oicore.open(tmp_path / "r.oic") as r:
+        b = r.boxes_for_image(0xA)
+        assert len(b) == 0 and b.boxes.shape == (0, 4) and b.boxes.dtype == np.float32 and b.image_id.dtype == np.uint64
+        assert len(r.boxes("/m/01")) == 0 and len(r.boxes("/m/01", split="train")) == 0
+        batch = r.boxes_for_images(np.array([0xA, 0xB], np.uint64), missing="empty")
+        assert batch.offsets.tolist() == [0, 0, 0] and len(batch.boxes) == 0
+        with pytest.raises(KeyError):
+            r.boxes_for_image(0xB)
+        with pytest.raises(KeyError, match="index 1"):
+            r.boxes_for_images(np.array([0xA, 0xB], np.uint64))

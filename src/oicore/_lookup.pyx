@@ -1064,6 +1064,28 @@ cdef class BoxLookup(_Deferred):
         self.splits = self.split_seg.g.base
         self.ready = True
 
+    def setup_without_boxes(self, ImageIndex images, release):
+        """A release with no boxes file: known images have no boxes, unknown ones raise KeyError."""
+        self.images, self.table, self.release = images, None, release
+        self.ready = True
+
+    cdef Boxes empty(self):
+        cdef bytes buf = b""
+        cdef char *base = PyBytes_AS_STRING(buf)
+        cdef Boxes out = Boxes.__new__(Boxes)
+        out.image_id = _view_of(buf, _UINT64, base, 0)
+        out.label = _view_of(buf, _INT32, base, 0)
+        out.boxes = _rows_view_of(buf, _FLOAT32, base, 0, 4)
+        out.is_occluded = _view_of(buf, _INT8, base, 0)
+        out.is_truncated = _view_of(buf, _INT8, base, 0)
+        out.is_group_of = _view_of(buf, _INT8, base, 0)
+        out.is_depiction = _view_of(buf, _INT8, base, 0)
+        out.is_inside = _view_of(buf, _INT8, base, 0)
+        out.source = _view_of(buf, _UINT8, base, 0)
+        out.split = _view_of(buf, _UINT8, base, 0)
+        out._release = self.release
+        return out
+
     cdef Boxes gather(self, const oic_col *rowcol, const uint32_t *rows, size_t lo, size_t hi, int split_filter):
         """Rows [lo, hi), or the rows listed at [lo, hi) of rowcol (a packed column) or of rows, keeping one
         split when split_filter >= 0."""
@@ -1160,6 +1182,8 @@ cdef class BoxLookup(_Deferred):
         i = self.images.search(id, lo, hi)
         if i < 0:
             raise KeyError(f"image {id:016x} is in no table of this release")
+        if self.table is None:
+            return self.empty()
         self.table.offsets.range(<size_t>i, &lo, &hi, check)
         cdef BoxTable t = self.table
         if check:
@@ -1185,6 +1209,8 @@ cdef class BoxLookup(_Deferred):
             bad = np.flatnonzero(np.asarray(index) < 0)
             if len(bad):
                 raise KeyError(f"image {int(ids[bad[0]]):016x} (at index {bad[0]}) is in no table of this release")
+        if self.table is None:
+            return np.zeros(index.shape[0] + 1, np.int64), self.empty()
         self.check_all()
         self.table.offsets.check_all()
         cdef Py_ssize_t j, n = index.shape[0]
@@ -1216,6 +1242,8 @@ cdef class BoxLookup(_Deferred):
     def for_class(self, size_t code, int split_filter=-1):
         cdef size_t lo, hi
         self.prepare()
+        if self.table is None:
+            return self.empty()
         cdef BoxTable t = self.table
         self.table.class_offsets.range(code, &lo, &hi)
         self.check_all()

@@ -334,7 +334,10 @@ class Release:
 
     def _build_boxes(self, lookup) -> None:
         t = self._store.tables.get("boxes")
-        if t is None or "class_rows" not in t.entry:
+        if t is None:  # no boxes file: every known image has none
+            lookup.setup_without_boxes(self._images, self)
+            return
+        if "class_rows" not in t.entry:
             raise LookupError(f"{self.path} holds no boxes")
         d = self._store.directory
         table = _lookup.BoxTable(self._store.container, t.entry, self._images.n, max(d["vocabulary"]["count"], 1), self._source_codes(t))
