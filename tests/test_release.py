@@ -1435,10 +1435,11 @@ def test_cli_lookups_print_the_csv_decimals_and_never_a_traceback(tmp_path, caps
     assert main(["labels", oic, "000000000000000a"]) == 0
     out = capsys.readouterr().out
     assert " 0.7 " in out and " 9.765625e-05 " in out
+    assert main(["boxes", oic, "/m/01"]) == 0 and "0 boxes" in capsys.readouterr().out  # a release without boxes
     # An argument the API rejects is a usage error; what the file lacks is exit 1; a folder for a file, usage.
     for argv, code, message in [
         (["labels", oic, "000000000000000a", "--source", "bogus"], 2, "unknown source 'bogus'"),
-        (["boxes", oic, "/m/01"], 1, "holds no boxes"),
+        (["image", oic, "000000000000000a"], 1, "has no images table"),
         (["labels", str(tmp_path), "000000000000000a"], 2, "directory"),
     ]:
         assert main(argv) == code, argv
@@ -1464,3 +1465,43 @@ def test_a_release_without_boxes_answers_box_lookups_empty(tmp_path):
             r.boxes_for_image(0xB)
         with pytest.raises(KeyError, match="index 1"):
             r.boxes_for_images(np.array([0xA, 0xB], np.uint64))
+
+
+def test_arguments_the_lookups_refuse(v4):
+    r = v4.release
+    i = v4.sample_ids(n=1, seed=2)[0]
+    for call in (lambda m: r.labels(i, min_confidence=m), lambda m: r.labels_many([i], min_confidence=m),
+                 lambda m: r.images_with(v4.frequent_mids("human", 1)[0], min_confidence=m)):
+        with pytest.raises(ValueError, match="NaN"):
+            call(float("nan"))
+        with pytest.raises(TypeError, match="min_confidence"):
+            call("0.5")
+    mid = r.mids[0]
+    with pytest.raises(ValueError, match="twice"):
+        r.label_matrix([i], [mid, mid])
+
+
+def test_sources_and_splits_after_close(v4, tmp_path):
+    fresh = oicore.open(v4.oic)
+    fresh.close()
+    for name in ("sources", "splits"):
+        with pytest.raises(ValueError, match="closed"):
+            getattr(fresh, name)
+    used = oicore.open(v4.oic)
+    ids = v4.sample_ids(n=30, seed=3)
+    b = next(x for x in (used.boxes_for_image(j) for j in ids) if len(x))
+    used.close()
+    assert len(b.to_pandas()) == len(b)  # a result handed out still names its sources and splits
+
+
+def test_header_only_label_files_add_no_source_value(tmp_path):
+    src = tmp_path / "src" / "train"
+    src.mkdir(parents=True)
+    (src / "annotations-human.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n")
+    (src / "annotations-machine.csv").write_bytes(b"ImageID,Source,LabelName,Confidence\n000000000000000a,machine,/m/01,0.5\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oicore.convert(tmp_path / "src", tmp_path / "r.oic", progress=False)
+    with oicore.open(tmp_path / "r.oic") as r:
+        assert r.sources == ["machine"]
+        assert [r.sources[s] for s in r.labels(0xA).source] == ["machine"]

@@ -599,6 +599,18 @@ cdef int _source_filter(object source, list tables, uint8_t *want_table, int *wa
     return 0
 
 
+def threshold_of(min_confidence) -> float:
+    """``min_confidence`` as the double that confidences are compared with (``>=``); -1e300 for None."""
+    if min_confidence is None:
+        return -1e300
+    if isinstance(min_confidence, (str, bytes)):
+        raise TypeError(f"min_confidence must be a number or None, got {min_confidence!r}")
+    v = float(min_confidence)
+    if v != v:
+        raise ValueError("min_confidence must be a number, not NaN (no confidence is >= NaN)")
+    return v
+
+
 cdef class _Deferred:
     """A lookup whose tables are set up on first use: ``build(lookup)`` calls its ``setup``. A Release makes
     its lookups at open (nothing read) and hands out their bound methods, so ``f = release.labels`` taken
@@ -695,7 +707,7 @@ cdef class LabelLookup(_Deferred):
             for t in range(nt):
                 want_table[t] = 1
         if min_confidence is not None:
-            threshold = float(min_confidence)
+            threshold = threshold_of(min_confidence)
         for t in range(nt):
             tab = self.tables[t]
             tab.offsets.range(<size_t>i, &lo[t], &hi[t], check)
@@ -835,7 +847,7 @@ cdef class BatchRun:
         self.ctx.n_tables = len(owner.tables)
         _source_filter(source, owner.tables, want, &want_source, owner.sources)
         self.ctx.want_source = want_source
-        self.ctx.threshold = -1e300 if min_confidence is None else float(min_confidence)
+        self.ctx.threshold = threshold_of(min_confidence)
         self.ctx.filtered = want_source >= 0 or self.ctx.threshold > -1e300
         for t in range(self.ctx.n_tables):
             tab = owner.tables[t]

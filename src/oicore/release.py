@@ -212,6 +212,7 @@ class Release:
         self._mids = None
         self._mid_codes = None
         self._sources = None
+        self._splits = None
 
     # ---- life cycle --------------------------------------------------------------------------
 
@@ -251,6 +252,8 @@ class Release:
             try:
                 self.mids
                 self.classes
+                self.sources
+                self.splits
             except (ValueError, LookupError, OSError):
                 pass
         self._closed = True
@@ -294,10 +297,12 @@ class Release:
     def sources(self) -> list[str]:
         """Every Source value of the label and box tables; ``.source`` arrays are codes into this list."""
         if self._sources is None:
+            self._check_open()  # close() loads it for the results already handed out
             seen: dict[str, None] = {}
             for name in (*_LABEL_TABLES, "boxes"):
                 t = self._store.tables.get(name)
-                col = t.columns.get("Source") if t else None
+                # A table of no rows stores its empty dictionary as one value, "", which no row holds.
+                col = t.columns.get("Source") if t and t.rows else None
                 if col is not None and col["encoding"] == "dict":
                     for v in col["values"]:
                         seen.setdefault(v, None)
@@ -307,11 +312,14 @@ class Release:
     @property
     def splits(self) -> list[str]:
         """Split names; ``.split`` arrays are codes into this list (255: unknown)."""
-        return list(self._store.directory["images"].get("splits", SPLITS))
+        if self._splits is None:
+            self._check_open()  # close() loads it for the results already handed out
+            self._splits = list(self._store.directory["images"].get("splits", SPLITS))
+        return list(self._splits)
 
     def _source_codes(self, table) -> list[int]:
         col = table.columns.get("Source")
-        if col is None or col["encoding"] != "dict":
+        if col is None or col["encoding"] != "dict" or not table.rows:
             return []
         return [self.sources.index(v) for v in col["values"]]
 
@@ -580,7 +588,7 @@ class Release:
             found.append(
                 _lookup.images_matching(
                     offsets, columns["LabelName"], columns["Confidence"], columns["Source"], code, want_source,
-                    -1 if positive is None else int(bool(positive)), -1e300 if min_confidence is None else float(min_confidence),
+                    -1 if positive is None else int(bool(positive)), _lookup.threshold_of(min_confidence),
                 )
             )
         if not found:
@@ -733,6 +741,8 @@ class Release:
                 code = self.classes.code_of_mid(mid)
                 if code is None:
                     raise KeyError(f"{mid!r} is not a label of this release")
+                if column[code] >= 0:  # one column per label: a second would stay empty
+                    raise ValueError(f"the vocabulary lists {mid!r} twice (columns {column[code]} and {j})")
                 column[code] = j
             column.flags.writeable = False
             found = (mids, column)
