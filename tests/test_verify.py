@@ -313,7 +313,11 @@ def _finish_sweep(proc, results: Path, what: str) -> list:
     started = [r["start"] for r in lines if "start" in r]
     if proc.returncode != 0 or not lines or "finished" not in lines[-1]:
         last = started[-1] if started else None
-        pytest.fail(f"{what}: the subprocess died (exit {proc.returncode}) at [offset, xor] {last}: {stderr.decode()[-2000:]}")
+        pytest.fail(
+            f"{what}: the subprocess died (exit {proc.returncode}) at [offset, xor] {last}, {len(lines)} result lines "
+            f"({'no file' if not results.exists() else results.stat().st_size} bytes): "
+            f"stdout {stdout.decode()[-500:]!r}, stderr {stderr.decode()[-2000:]}"
+        )
     problems = [(r["done"], r["problems"]) for r in lines if r.get("problems")]
     reference_other = [r["reference_other"] for r in lines if "reference_other" in r]
     return problems, reference_other
@@ -379,10 +383,16 @@ def test_every_single_byte_change_is_caught_and_never_crashes(tmp_path_factory, 
         (*_start_sweep(tmp_path, "lookups", golden, lookup_tasks, "lookups"), "open and lookups"),
     ]
     failures = []
-    for proc, results, what in procs:
-        problems, reference_other = _finish_sweep(proc, results, what)
-        assert not any(reference_other), f"the undamaged file fails some lookups: {reference_other}"
-        failures += [(what, done, p) for done, p in problems]
+    try:
+        for proc, results, what in procs:
+            problems, reference_other = _finish_sweep(proc, results, what)
+            assert not any(reference_other), f"the undamaged file fails some lookups: {reference_other}"
+            failures += [(what, done, p) for done, p in problems]
+    finally:  # after a failure, the other sweeps are stopped and their pipes closed (not left to a later test)
+        for proc, _, _ in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
     assert not failures, f"{len(failures)} damaged files not handled; first ones: {failures[:5]}"
 
 
