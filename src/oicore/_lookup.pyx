@@ -98,6 +98,19 @@ cdef cnp.ndarray _rows_view_of(object owner, cnp.dtype dtype, void *data, size_t
     return arr
 
 
+cdef int _fill_source_map(uint8_t *source_map, list source_codes, path) except -1:
+    """A table's Source codes (index) to the release's (value), 255 for none: one byte each, so at most 255
+    values (convert refuses more; an untrusted file is checked here, before any is written)."""
+    if len(source_codes) > 255 or any(not 0 <= c < 255 for c in source_codes):
+        raise FormatError("more than 255 Source values", path=path)
+    cdef int k
+    for k in range(256):
+        source_map[k] = 255
+    for k, code in enumerate(source_codes):
+        source_map[k] = code
+    return 0
+
+
 cdef class Segment:
     """A raw segment of the map and its per-block CRC guard."""
 
@@ -507,12 +520,7 @@ cdef class LabelTable:
         self.code = Column(container, cols["LabelName"], rows)
         self.confidence = Column(container, cols["Confidence"], rows)
         self.source = Column(container, cols["Source"], rows) if "Source" in cols else None
-        if len(source_codes) > 255 or any(not 0 <= c < 255 for c in source_codes):
-            raise FormatError("more than 255 Source values", path=container.path)
-        for k in range(256):
-            self.source_map[k] = 255
-        for k, code in enumerate(source_codes):
-            self.source_map[k] = code
+        _fill_source_map(self.source_map, source_codes, container.path)
         self.is_human = is_human
         self.run.offsets = &self.offsets.o
         self.run.limit = self.offsets.limit
@@ -973,12 +981,7 @@ cdef class BoxTable:
         cr = entry["class_rows"]
         self.class_offsets = Offsets(container, {"segment": cr["offsets"], "dtype": "u4"}, n_codes + 1, rows)
         self.class_rows = _ints_column(container, cr["rows"], rows, "class_rows")
-        if len(source_codes) > 255 or any(not 0 <= c < 255 for c in source_codes):
-            raise FormatError("more than 255 Source values", path=container.path)
-        for k in range(256):
-            self.source_map[k] = 255
-        for k, code in enumerate(source_codes):
-            self.source_map[k] = code
+        _fill_source_map(self.source_map, source_codes, container.path)
 
     cdef bint all_checked(self):
         """Whether every block that boxes_for_image reads has been checked."""
@@ -1082,19 +1085,23 @@ cdef class BoxLookup(_Deferred):
         self.ready = True
 
     cdef Boxes empty(self):
-        cdef bytes buf = b""
+        return self.boxes_in(b"", 0, 0)
+
+    cdef Boxes boxes_in(self, bytes buf, size_t n, size_t k):
+        """A Boxes of the first ``k`` rows laid out in ``buf`` for ``n`` (gather's layout): views of it."""
         cdef char *base = PyBytes_AS_STRING(buf)
+        cdef int8_t *pf = <int8_t *>(base + 28 * n)
         cdef Boxes out = Boxes.__new__(Boxes)
-        out.image_id = _view_of(buf, _UINT64, base, 0)
-        out.label = _view_of(buf, _INT32, base, 0)
-        out.boxes = _rows_view_of(buf, _FLOAT32, base, 0, 4)
-        out.is_occluded = _view_of(buf, _INT8, base, 0)
-        out.is_truncated = _view_of(buf, _INT8, base, 0)
-        out.is_group_of = _view_of(buf, _INT8, base, 0)
-        out.is_depiction = _view_of(buf, _INT8, base, 0)
-        out.is_inside = _view_of(buf, _INT8, base, 0)
-        out.source = _view_of(buf, _UINT8, base, 0)
-        out.split = _view_of(buf, _UINT8, base, 0)
+        out.image_id = _view_of(buf, _UINT64, base, k)
+        out.label = _view_of(buf, _INT32, base + 24 * n, k)
+        out.boxes = _rows_view_of(buf, _FLOAT32, base + 8 * n, k, 4)
+        out.is_occluded = _view_of(buf, _INT8, pf, k)
+        out.is_truncated = _view_of(buf, _INT8, pf + n, k)
+        out.is_group_of = _view_of(buf, _INT8, pf + 2 * n, k)
+        out.is_depiction = _view_of(buf, _INT8, pf + 3 * n, k)
+        out.is_inside = _view_of(buf, _INT8, pf + 4 * n, k)
+        out.source = _view_of(buf, _UINT8, base + 33 * n, k)
+        out.split = _view_of(buf, _UINT8, base + 34 * n, k)
         out._release = self.release
         return out
 
@@ -1105,7 +1112,8 @@ cdef class BoxLookup(_Deferred):
         cdef size_t n = hi - lo, i, r, k = 0
         cdef int f
         cdef uint64_t img
-        # One buffer holds every array (35 bytes a row, the 8-byte IDs first); the arrays are views of it.
+        # One buffer holds every array (35 bytes a row, the 8-byte IDs first); boxes_in makes the arrays, views
+        # of it, from the same offsets.
         cdef bytes buf = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(35 * n))
         cdef char *base = PyBytes_AS_STRING(buf)
         cdef uint64_t *pid = <uint64_t *>base
@@ -1151,19 +1159,7 @@ cdef class BoxLookup(_Deferred):
                 k += 1
         if damaged:
             raise FormatError("box rows or row images outside their table", path=self.images.path)
-        cdef Boxes out = Boxes.__new__(Boxes)
-        out.image_id = _view_of(buf, _UINT64, pid, k)
-        out.label = _view_of(buf, _INT32, pl, k)
-        out.boxes = _rows_view_of(buf, _FLOAT32, pb, k, 4)
-        out.is_occluded = _view_of(buf, _INT8, pf, k)
-        out.is_truncated = _view_of(buf, _INT8, pf + n, k)
-        out.is_group_of = _view_of(buf, _INT8, pf + 2 * n, k)
-        out.is_depiction = _view_of(buf, _INT8, pf + 3 * n, k)
-        out.is_inside = _view_of(buf, _INT8, pf + 4 * n, k)
-        out.source = _view_of(buf, _UINT8, ps, k)
-        out.split = _view_of(buf, _UINT8, psp, k)
-        out._release = self.release
-        return out
+        return self.boxes_in(buf, n, k)
 
     cdef bint all_checked(self):
         return self.images.all_checked() and self.table.all_checked() and self.split_seg.all_checked()

@@ -212,24 +212,14 @@ class SourceReader:
         self.source, self.stream, self.pos = source, stream, 0
 
     def read_exactly(self, n: int) -> bytearray:
-        out = bytearray(n)
-        view, got = memoryview(out), 0
-        while got < n:
-            k = self.stream.readinto(view[got:])
-            if not k:
-                raise UnsupportedFileError(f"{self.source.where}: the data ends {n - got} bytes early (at byte {self.pos + got})")
-            got += k
-        view.release()
+        out, got = self._fill(n)
+        if got < n:
+            raise UnsupportedFileError(f"{self.source.where}: the data ends {n - got} bytes early (at byte {self.pos + got})")
         self.pos += n
         return out
 
-    def readinto(self, buf) -> int:
-        n = self.stream.readinto(buf)
-        self.pos += n
-        return n
-
-    def read(self, n: int) -> bytes:
-        """The next ``n`` bytes, or fewer at the end."""
+    def _fill(self, n: int) -> tuple[bytearray, int]:
+        """Up to ``n`` bytes, read until the stream ends: the buffer of ``n`` and how many were read."""
         out = bytearray(n)
         view, got = memoryview(out), 0
         while got < n:
@@ -238,6 +228,16 @@ class SourceReader:
                 break
             got += k
         view.release()
+        return out, got
+
+    def readinto(self, buf) -> int:
+        n = self.stream.readinto(buf)
+        self.pos += n
+        return n
+
+    def read(self, n: int) -> bytes:
+        """The next ``n`` bytes, or fewer at the end."""
+        out, got = self._fill(n)
         self.pos += got
         del out[got:]
         return bytes(out)
