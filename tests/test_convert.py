@@ -1095,3 +1095,58 @@ def test_a_release_holds_at_most_255_source_values_counted_across_tables(tmp_pat
     # the 256th value, src255, is the boxes file's 106th row (src150 is its first): line 107
     assert (e.value.line, e.value.column_name) == (107, "Source") and "annotations-human-bbox.csv" in str(e.value)
     assert not (tmp_path / "bad.oic").exists()
+
+
+# ---------------------------------------------------------------------------------------------- tables side by side
+
+
+def _damage_field(path: Path, line: int, column: int, value: bytes) -> None:
+    lines = path.read_bytes().split(b"\n")
+    fields = lines[line - 1].split(b",")
+    fields[column] = value
+    lines[line - 1] = b",".join(fields)
+    path.write_bytes(b"\n".join(lines))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("damaged", [("images",), ("bbox",), ("images", "bbox")])
+def test_the_error_raised_is_the_first_tables_whether_or_not_tables_run_side_by_side(tmp_path_factory, tmp_path, threads, damaged):
+    """The images table is encoded beside the others (threads > 1). A bad file on either side fails the
+    convert, leaves nothing, and of two bad tables the one named is the one first in table order, as
+    one table at a time would name it."""
+    src, _, _, _ = synthetic(tmp_path_factory, "v3")
+    bad = tmp_path / "bad"
+    shutil.copytree(src, bad)
+    images, bbox = "train/images.csv", "train/annotations-human-bbox.csv"
+    if "images" in damaged:
+        # OriginalSize; the line's Author and Title are quoted without commas in the synthetic release.
+        _damage_field(bad / images, 5, 8, b"12x4")
+    if "bbox" in damaged:
+        _damage_field(bad / bbox, 7, 4, b"O.250000")  # XMin
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(CSVError) as e:
+        convert_quiet(bad, out_dir / "release.oic", threads=threads)
+    name, line, column = (images, 5, "OriginalSize") if "images" in damaged else (bbox, 7, "XMin")
+    assert Path(e.value.path).as_posix().endswith(name)
+    assert (e.value.line, e.value.column_name) == (line, column)
+    assert list(out_dir.iterdir()) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lists=st.lists(st.lists(st.integers(0, 2**64 - 1), max_size=30), min_size=1, max_size=5),
+    superset=st.booleans(),
+)
+def test_union_of_sorted_id_lists_and_each_lists_positions(lists, superset):
+    from oicore.converter import _union
+
+    arrays = [np.unique(np.array(x, np.uint64)) for x in lists]
+    if superset:  # one list holds every ID, as the images table usually does
+        arrays.append(np.unique(np.concatenate(arrays)))
+    merged, positions = _union(arrays)
+    want = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.uint64)
+    assert merged.dtype == np.uint64 and np.array_equal(merged, want)
+    assert len(positions) == len(arrays)
+    for a, at in zip(arrays, positions):
+        assert np.array_equal(merged[at], a)

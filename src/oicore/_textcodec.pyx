@@ -194,6 +194,52 @@ def min_max(const int64_t[::1] v, bint skip_negative=False):
     return lo, hi, count
 
 
+# ---- decimals as integers (include/oic_decimal.h) ---------------------------------------------------
+
+
+cdef extern from "oic_decimal.h" nogil:
+    int OIC_DECIMAL_MAX_SCALE
+    int64_t oic_decimal_check(const double *v, const uint8_t *nulls, int64_t n, int e, int64_t *lo, int64_t *hi)
+    void oic_decimal_fill(const double *v, const uint8_t *nulls, int64_t n, int e, void *out, int width, int is_signed)
+
+
+def decimal_check(const double[::1] values, int e, const uint8_t[::1] nulls=None):
+    """Whether every value (rows with ``nulls`` set count as 0) is ``k / 10**e`` for an integer
+    ``|k| < 2**53``, not -0.0: ``(-1, lo, hi)`` with the least and greatest ``k`` (and 0), else
+    ``(row, 0, 0)`` for the first row that is not."""
+    if not 0 <= e <= OIC_DECIMAL_MAX_SCALE:
+        raise ValueError(f"the scale must be in 0..{OIC_DECIMAL_MAX_SCALE}, got {e}")
+    if nulls is not None and nulls.shape[0] != values.shape[0]:
+        raise ValueError(f"{nulls.shape[0]} null flags for {values.shape[0]} values")
+    cdef int64_t lo = 0, hi = 0, bad, n = values.shape[0]
+    cdef const uint8_t *nul = &nulls[0] if nulls is not None and n else NULL
+    if n == 0:
+        return -1, 0, 0
+    with nogil:
+        bad = oic_decimal_check(&values[0], nul, n, e, &lo, &hi)
+    if bad >= 0:
+        return bad, 0, 0
+    return -1, lo, hi
+
+
+def decimal_fill(const double[::1] values, int e, cnp.ndarray out, const uint8_t[::1] nulls=None):
+    """``out[i] = rint(values[i] * 10**e)`` (0 where ``nulls`` is set) into ``out``, a contiguous integer
+    array of the values' length, after ``decimal_check`` passed and ``out``'s type holds its range."""
+    if not 0 <= e <= OIC_DECIMAL_MAX_SCALE:
+        raise ValueError(f"the scale must be in 0..{OIC_DECIMAL_MAX_SCALE}, got {e}")
+    cdef int64_t n = values.shape[0]
+    if out.ndim != 1 or out.shape[0] != n or not out.flags.c_contiguous or out.dtype.kind not in "iu" or not out.flags.writeable:
+        raise ValueError(f"out must be a writable contiguous integer array of {n} values")
+    if nulls is not None and nulls.shape[0] != n:
+        raise ValueError(f"{nulls.shape[0]} null flags for {n} values")
+    cdef const uint8_t *nul = &nulls[0] if nulls is not None and n else NULL
+    cdef void *dst = cnp.PyArray_DATA(out)
+    cdef int width = out.dtype.itemsize, signed = out.dtype.kind == "i"
+    if n:
+        with nogil:
+            oic_decimal_fill(&values[0], nul, n, e, dst, width, signed)
+
+
 def fill_missing(int64_t[::1] v, int64_t value, const int64_t[::1] ref=None):
     """In place: every negative value becomes ``value`` (or ``ref[i]``)."""
     cdef int64_t i, n = v.shape[0]

@@ -16,14 +16,14 @@ import numpy as np
 
 from oicore.errors import FormatError
 
-__all__ = ["Records", "strings_range", "column_rows", "store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "decimal_ints", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
+__all__ = ["Records", "strings_range", "column_rows", "store_ints", "ints_array", "ints_range", "blocked_offsets", "column_ints", "take_rows", "slice_rows", "gather_text", "encode_codes", "encode_dict", "encode_ints", "encode_decimal", "encode_float64", "to_decimal", "rescale_decimal", "pack_ints", "encode_strings", "decode", "Decoded", "narrowest"]
 
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
 MAX_SCALE = 9  # decimals with up to 9 digits after the point are stored as integers
 _EXACT = 2**53
 _PACK_CHUNK = 1 << 20  # values converted to int64 at a time (a multiple of 64)
-_SCAN_CHUNK = 1 << 20  # floats scaled at a time when looking for a decimal scale
+_SCAN_CHUNK = 1 << 20  # floats tested or converted at a time when looking for a decimal scale
 
 _DTYPES = {"u1": np.uint8, "u2": np.uint16, "u4": np.uint32, "u8": np.uint64, "i1": np.int8, "i2": np.int16, "i4": np.int32, "i8": np.int64}
 
@@ -180,72 +180,50 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str], records
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
-def decimal_scale(values: np.ndarray, hint: int | None = None, *, pool=None) -> int | None:
-    """An ``e`` such that every value equals ``k / 10**e`` for an integer ``|k| < 2**53``, else None:
-    ``hint`` when it fits, otherwise the smallest. ``pool`` (an executor) scans chunks side by side.
+def to_decimal(values: np.ndarray, nulls: np.ndarray | None = None, hint: int | None = None, *, pool=None):
+    """``(e, k)``: the float64 ``values`` as integers ``k`` with ``values == k / 10**e`` exactly and
+    ``|k| < 2**53``, in the narrowest dtype, nulls as 0; ``e`` is ``hint`` when it fits, otherwise the
+    smallest that does (at most ``MAX_SCALE``). None when no scale is exact (NaN, infinities, -0.0, too
+    many digits). ``pool`` (an executor) works on chunks side by side.
 
     ``k / 10**e`` in double arithmetic is the correctly rounded quotient (both operands exact), the same
     double that Python's ``float()`` makes of the decimal text, so the integers reproduce the values exactly.
+    One pass tests a scale and one writes the integers (include/oic_decimal.h), with no temporary arrays.
     """
-    if len(values) == 0:
-        return 0
+    from oicore import _textcodec as _tc
 
-    def plain(lo, hi):  # finite, and no -0.0 (whose sign an integer would lose)
-        v = values[lo:hi]
-        return bool(np.isfinite(v).all()) and not np.signbit(v[v == 0]).any()
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    flags = None if nulls is None else np.ascontiguousarray(nulls, dtype=bool).view(np.uint8)
+    n = len(values)
 
-    if not all(_each_chunk(plain, len(values), pool)):
-        return None
-    candidates = range(MAX_SCALE + 1)
+    def piece(a, lo, hi):
+        return None if a is None else a[lo:hi]
+
+    candidates = list(range(MAX_SCALE + 1))
     if hint is not None and 0 <= hint <= MAX_SCALE:
         # The text's own spelling (say, 6 fixed decimals) usually fits: one pass instead of up to seven.
         candidates = [hint, *(e for e in candidates if e != hint)]
     for e in candidates:
-        if all(_each_chunk(lambda lo, hi: _exact_at(values[lo:hi], e), len(values), pool)):
-            return e
-    return None
+        checks = _each_chunk(lambda lo, hi: _tc.decimal_check(values[lo:hi], e, piece(flags, lo, hi)), n, pool)
+        if all(bad < 0 for bad, _, _ in checks):
+            break
+    else:
+        return None
+    lo = min([0, *(a for _, a, _ in checks)])
+    hi = max([0, *(b for _, _, b in checks)])
+    out = np.empty(n, dtype_of(narrowest(lo, hi)))
+    _each_chunk(lambda a, b: _tc.decimal_fill(values[a:b], e, out[a:b], piece(flags, a, b)), n, pool)
+    return e, out
 
 
 def _each_chunk(fn, n: int, pool) -> list:
     """``fn(lo, hi)`` over [0, n) in chunks of ``_SCAN_CHUNK`` values, on ``pool`` when given; results in order.
 
-    The numpy steps release the GIL, so a long column's chunks are scanned on every thread of the pool."""
+    The kernels release the GIL, so a long column's chunks are scanned on every thread of the pool."""
     bounds = [(lo, min(lo + _SCAN_CHUNK, n)) for lo in range(0, n, _SCAN_CHUNK)]
     if pool is None or len(bounds) < 2:
         return [fn(lo, hi) for lo, hi in bounds]
     return list(pool.map(lambda b: fn(*b), bounds))
-
-
-def _exact_at(values: np.ndarray, e: int) -> bool:
-    scaled = np.rint(values * 10.0**e)
-    return bool(np.abs(scaled).max() < _EXACT) and np.array_equal(scaled / 10.0**e, values)
-
-
-def decimal_ints(values: np.ndarray, nulls: np.ndarray | None, e: int, *, pool=None) -> np.ndarray:
-    """The integers ``k = values * 10**e`` (exact: ``decimal_scale`` chose ``e``), nulls as 0, in the
-    narrowest dtype. Scaled a chunk at a time (on ``pool`` when given), twice (range, then values), so no
-    int64 copy of a long column is ever made."""
-
-    def span(lo, hi):
-        k = _scaled_chunk(values, nulls, e, lo)
-        return (int(k.min()), int(k.max())) if len(k) else (0, 0)
-
-    spans = _each_chunk(span, len(values), pool)
-    lo, hi = min([0, *(a for a, _ in spans)]), max([0, *(b for _, b in spans)])
-    out = np.empty(len(values), dtype_of(narrowest(lo, hi)))
-
-    def fill(lo, hi):
-        out[lo:hi] = _scaled_chunk(values, nulls, e, lo)
-
-    _each_chunk(fill, len(values), pool)
-    return out
-
-
-def _scaled_chunk(values: np.ndarray, nulls: np.ndarray | None, e: int, start: int) -> np.ndarray:
-    k = np.rint(values[start : start + _SCAN_CHUNK] * 10.0**e).astype(np.int64)
-    if nulls is not None:
-        k[nulls[start : start + _SCAN_CHUNK]] = 0
-    return k
 
 
 def rescale_decimal(k: np.ndarray, e: int, to: int) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
 import time
 import uuid as uuidlib
 import warnings
@@ -211,10 +212,9 @@ def _convert(found, out, force, n_threads, level, block_size, release, bar, tota
             by_table.setdefault(s.table, []).append(s)
         order = ["class_descriptions", "class_lists", "hierarchy", *IMAGE_TABLES]
         names = sorted(by_table, key=lambda t: (order.index(t) if t in order else len(order), t))
-        for table in names:
-            # Lookup parts first (train, validation, test), then export-only ones: lookups read a prefix of rows.
-            parts = sorted(by_table[table], key=lambda s: (s.export_only, _SPLIT_RANK.get(s.split, 3), s.name))
-            job.table(table, parts)
+        # Lookup parts first (train, validation, test), then export-only ones: lookups read a prefix of rows.
+        parts = {t: sorted(by_table[t], key=lambda s: (s.export_only, _SPLIT_RANK.get(s.split, 3), s.name)) for t in names}
+        _encode_tables(job, names, parts)
         job.finish_images()
         prov_sources = []
         for i, s in enumerate(found):
@@ -262,6 +262,41 @@ def _convert(found, out, force, n_threads, level, block_size, release, bar, tota
     )
 
 
+def _encode_tables(job: _Job, names: list[str], parts: dict[str, list[Source]]) -> None:
+    """Every table, the images table beside the others when there are both.
+
+    The images table is mostly text (parsing, URL templates, zstd, rendering), shares no vocabulary with
+    the label and box tables, and each side alone leaves a core idle much of the time. The pool's
+    threads serve both sides; the writer takes one segment at a time.
+    """
+    side_name = "images" if "images" in names and len(names) > 1 and job.threads > 1 else None
+    if side_name is None:
+        for table in names:
+            job.table(table, parts[table])
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="oicore-images") as side:
+        beside = side.submit(job.table, side_name, parts[side_name])
+        beside.add_done_callback(lambda f: f.exception() is not None and job.cancelled.set())  # each side stops the other
+        table = None
+        try:
+            for table in (t for t in names if t != side_name):
+                job.table(table, parts[table])
+        except Exception as error:
+            # Of two errors, the one raised is the one a convert of one table at a time would raise: that
+            # of the table first in order.
+            job.cancelled.set()
+            side_error = beside.exception()
+            if side_error is not None and not isinstance(side_error, _Cancelled):
+                if isinstance(error, _Cancelled) or names.index(side_name) < names.index(table):
+                    raise side_error from None
+            raise
+        except BaseException:  # KeyboardInterrupt and the like: stop the images table, then go
+            job.cancelled.set()
+            beside.exception()
+            raise
+        beside.result()
+
+
 def _stderr_is_tty() -> bool:
     import sys
 
@@ -269,6 +304,10 @@ def _stderr_is_tty() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class _Cancelled(Exception):
+    """A table stopped because another failed; the other's error is the one raised."""
 
 
 class _Hasher(ThreadPoolExecutor):
@@ -291,8 +330,11 @@ class _Job:
         self.vocab = _Vocabulary()
         self.tables: dict[str, dict] = {}
         self.image_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # table -> (sorted unique IDs, rows)
-        self.image_splits: list[tuple[np.ndarray, np.ndarray]] = []  # (unique IDs, split codes), first wins
+        # Per table, its parts' (unique IDs, split codes); the first in table order wins.
+        self.image_splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.exceptions = 0
+        self._lock = threading.Lock()
+        self.cancelled = threading.Event()  # set when another table failed: stop at the next step
         self.source_values: dict[str, None] = {}  # Source values of the label and box tables so far
         self.images_entry: dict = {}
         self._table_arrays: dict[str, dict[str, C.Decoded]] = {}
@@ -319,13 +361,15 @@ class _Job:
         names += [n for p in parts for n in p.names if n not in names]
         image_table = name in IMAGE_TABLES
         id_name = next((n for n in names if n in ("ImageID", "ImageId")), None) if image_table else None
-        order, row_part = self._row_order(name, parts, id_name)
+        self._check_cancel()
+        order, row_part, sorted_ids, lookup_rows = self._row_order(name, parts, id_name)
         entry: dict = {"rows": int(sum(p.rows for p in parts)), "columns": [], "parts": []}
         decoded: dict[str, C.Decoded] = {}
         # A label table's code, confidence and source share one segment as records: labels() reads a row's
         # three fields with one load, and a batch touches a third of the cache lines.
         records = C.Records() if name in _RECORD_TABLES else None
         for col_name in names:
+            self._check_cancel()
             if col_name == id_name:
                 entry["columns"].append({"name": col_name, "encoding": "image"})
                 continue
@@ -338,14 +382,18 @@ class _Job:
             records.write(self.writer)
         if row_part is not None:
             entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(row_part[order] if order is not None else row_part), level=self.level)
-        entry["lookup_rows"] = int(self._lookup_rows)
-        if id_name is not None and self._lookup_rows < entry["rows"]:
-            entry["export_ids"] = self.writer.add_zstd(np.ascontiguousarray(self._sorted_ids[self._lookup_rows :]), level=self.level)
-        self._exactness(entry, parts, decoded, order, id_name)
+        entry["lookup_rows"] = int(lookup_rows)
+        if id_name is not None and lookup_rows < entry["rows"]:
+            entry["export_ids"] = self.writer.add_zstd(np.ascontiguousarray(sorted_ids[lookup_rows:]), level=self.level)
+        self._check_cancel()
+        self._exactness(entry, parts, decoded, order, sorted_ids)
         if name in ("boxes", "human_labels"):
             self._table_arrays[name] = {k: decoded[k] for k in ("LabelName", "Confidence") if k in decoded}
         self.tables[name] = entry
-        self._sorted_ids = None
+
+    def _check_cancel(self) -> None:
+        if self.cancelled.is_set():
+            raise _Cancelled()
 
     def _check_sources(self, parts: list[Part], values: dict[str, int]) -> None:
         """Lookups code Source in one byte, release-wide, with 255 for none: the first value past
@@ -365,16 +413,16 @@ class _Job:
             known[value] = None
 
     def _row_order(self, table: str, parts: list[Part], id_name: str | None):
-        """Physical order of the table's rows (None: the parts' concatenation), and each row's part.
+        """Physical order of the table's rows (None: the parts' concatenation), each row's part, the image
+        IDs in that order (None without an ID column) and how many rows lookups see.
 
         Rows of lookup parts come first, sorted by image ID (stable: part, then file order); rows of
         export-only parts follow in file order. ``image_counts`` gets the lookup rows per image.
         """
         row_part = np.repeat(np.arange(len(parts), dtype=np.uint8), [p.rows for p in parts]) if len(parts) > 1 else None
-        self._sorted_ids = None
-        self._lookup_rows = sum(p.rows for p in parts if not p.source.export_only)
+        lookup_rows = sum(p.rows for p in parts if not p.source.export_only)
         if id_name is None:
-            return None, row_part
+            return None, row_part, None, lookup_rows
         for p in parts:
             if not p.ids_sorted:
                 warnings.warn(
@@ -383,11 +431,11 @@ class _Job:
                     stacklevel=4,
                 )
             if p.splits is not None:
-                self.image_splits.append(p.splits)
+                self.image_splits.setdefault(table, []).append(p.splits)
         all_ids = np.concatenate([p.ids for p in parts]) if len(parts) > 1 else parts[0].ids
         for p in parts:
             p.ids = None
-        n_lookup = self._lookup_rows
+        n_lookup = lookup_rows
         head = all_ids[:n_lookup]
         if len(head) > 1 and (head[1:] < head[:-1]).any():
             order = np.argsort(head, kind="stable")  # timsort: sorted parts merge in linear time
@@ -396,8 +444,7 @@ class _Job:
         else:
             order, physical_ids = None, all_ids
         self.image_counts[table] = _runs(physical_ids[:n_lookup])
-        self._sorted_ids = physical_ids
-        return order, row_part
+        return order, row_part, physical_ids, lookup_rows
 
     def _encode_column(self, name: str, parts: list[Part], order, local_values: dict, records=None):
         """One column of the table: its parts' narrowed values in the table's row order, encoded and written."""
@@ -447,7 +494,7 @@ class _Job:
 
     # ---- exactness ---------------------------------------------------------------------
 
-    def _exactness(self, entry, parts, decoded, order, id_name):
+    def _exactness(self, entry, parts, decoded, order, sorted_ids):
         """Per part: the rules, the exceptions found by rendering every row, prefix and suffix."""
         vocabulary = self.vocab.buffers()
         n = entry["rows"]
@@ -456,7 +503,6 @@ class _Job:
             inverse[order] = np.arange(n)
         else:
             inverse = None
-        sorted_ids = self._sorted_ids if id_name is not None else None
         starts = np.cumsum([0] + [p.rows for p in parts])
         # Rows per chunk: fewer when rows are long (text), so that a chunk's copies stay near _EXACT_BYTES.
         text_bytes = sum(len(col.data) for col in decoded.values() if col.encoding == "strings")
@@ -539,7 +585,8 @@ class _Job:
                 lengths = np.array([len(t) for t in texts], np.int64)
                 blob = rows.tobytes() + lengths.tobytes() + b"".join(texts)
                 part_entry["exception_segment"] = self.writer.add_zstd(blob, level=self.level)
-            self.exceptions += len(texts)
+            with self._lock:
+                self.exceptions += len(texts)
             entry["parts"].append(part_entry)
 
     # ---- hierarchy ---------------------------------------------------------------------
@@ -558,9 +605,12 @@ class _Job:
     # ---- release-wide structures -------------------------------------------------------
 
     def finish_images(self) -> None:
-        counted = list(self.image_counts.items())
+        # In table order, whatever order the tables were encoded in.
+        rank = {t: i for i, t in enumerate(IMAGE_TABLES)}
+        counted = sorted(self.image_counts.items(), key=lambda kv: rank[kv[0]])
+        image_splits = [s for t in sorted(self.image_splits, key=rank.__getitem__) for s in self.image_splits[t]]
         # Every list is sorted and unique, and every ID of a split list is in some counted table.
-        ids, where = _union([uniq for _, (uniq, _) in counted] + [part_ids for part_ids, _ in self.image_splits])
+        ids, where = _union([uniq for _, (uniq, _) in counted] + [part_ids for part_ids, _ in image_splits])
         n = len(ids)
         w = self.writer
         bits = max(1, min(24, n.bit_length() - 2))  # about 2-4 IDs per bucket: one cache line
@@ -568,7 +618,7 @@ class _Job:
         buckets = np.zeros((1 << bits) + 1, np.uint32 if n < 2**32 else np.uint64)
         np.cumsum(np.bincount(top, minlength=1 << bits), out=buckets[1:])
         splits = np.full(n, UNKNOWN_SPLIT, np.uint8)
-        for positions, (_, codes) in reversed(list(zip(where[len(counted) :], self.image_splits))):  # the first source wins
+        for positions, (_, codes) in reversed(list(zip(where[len(counted) :], image_splits))):  # the first source wins
             splits[positions] = codes
         self.images_entry = {
             "count": n,
@@ -727,10 +777,22 @@ def _chunk_span(chunk) -> tuple[np.ndarray, int]:
 def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The sorted union of sorted unique ID lists, and each list's positions in it.
 
-    One stable sort of the concatenation (a merge of sorted runs) instead of a binary search per ID.
+    Usually one list (the images table's) holds every ID: then the others' positions are one vectorized
+    binary search each. Otherwise one stable sort of the concatenation (a merge of sorted runs).
     """
     if not lists:
         return np.zeros(0, np.uint64), []
+    widest = max(range(len(lists)), key=lambda i: len(lists[i]))
+    whole = lists[widest].astype(np.uint64, copy=False)
+    positions = []
+    for x in lists:
+        x = x.astype(np.uint64, copy=False)
+        at = np.searchsorted(whole, x)
+        if len(x) and (at[-1] >= len(whole) or not np.array_equal(whole[np.minimum(at, len(whole) - 1)], x)):
+            break
+        positions.append(at)
+    else:
+        return whole, positions
     joined = np.concatenate(lists).astype(np.uint64, copy=False)
     order = np.argsort(joined, kind="stable")
     merged = joined[order]

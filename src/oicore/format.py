@@ -61,7 +61,8 @@ class ContainerWriter:
     """Writes segments, then the directory and the footer; the file appears at ``path`` only when complete.
 
     Use as a context manager: an exception inside the block removes the temporary file and leaves
-    ``path`` as it was.
+    ``path`` as it was. Segments may be added from several threads (``convert`` encodes tables side by
+    side): each is written whole, and its index is the order it was written in.
     """
 
     def __init__(self, path, *, force: bool = False):
@@ -74,6 +75,7 @@ class ContainerWriter:
         self.segments: list[dict] = []
         self.blocks: list[tuple[int, int, int]] = []  # every segment's blocks, in file order
         self.offset = 0
+        self._lock = threading.Lock()  # one segment is written at a time
         self._write(bytes(HEADER_SIZE))  # the real header is written last
 
     def __enter__(self):
@@ -96,14 +98,15 @@ class ContainerWriter:
     def add_raw(self, data) -> int:
         """Store ``data`` (any buffer) as a raw segment; return its index."""
         view = memoryview(data).cast("B")
-        self._align()
-        start = self.offset
         blocks = []
         for lo in range(0, len(view), BLOCK_SIZE):
             block = view[lo : lo + BLOCK_SIZE]
             blocks.append((len(block), len(block), crc32c(block)))
-        self._write(view)
-        return self._add_segment(start, len(view), "raw", blocks)
+        with self._lock:
+            self._align()
+            start = self.offset
+            self._write(view)
+            return self._add_segment(start, len(view), "raw", blocks)
 
     def _add_segment(self, offset: int, length: int, codec: str, blocks) -> int:
         entry = {"offset": offset, "length": length, "codec": codec, "first_block": len(self.blocks), "block_count": len(blocks)}
@@ -113,16 +116,18 @@ class ContainerWriter:
 
     def add_frames(self, frames) -> int:
         """Store already-compressed zstd frames ``(frame_bytes, raw_length)`` as one segment; return its index."""
-        self._align()
-        start = self.offset
+        frames = [(memoryview(frame).cast("B"), raw_length) for frame, raw_length in frames]
         blocks = []
         for frame, raw_length in frames:
-            frame = memoryview(frame).cast("B")
             if len(frame) > BLOCK_SIZE or raw_length > BLOCK_SIZE:
                 raise ValueError(f"a zstd block holds at most {BLOCK_SIZE} bytes, stored and raw")
             blocks.append((len(frame), int(raw_length), crc32c(frame)))
-            self._write(frame)
-        return self._add_segment(start, self.offset - start, "zstd", blocks)
+        with self._lock:
+            self._align()
+            start = self.offset
+            for frame, _ in frames:
+                self._write(frame)
+            return self._add_segment(start, self.offset - start, "zstd", blocks)
 
     def add_zstd(self, data, *, level: int = 3, block_size: int = ZSTD_RAW_MAX, pool=None) -> int:
         """Compress ``data`` (any buffer) into independent zstd frames of ``block_size`` raw bytes; return the segment.

@@ -189,10 +189,11 @@ def _decimal(column, fixed_digits: int | None, pool=None) -> Narrow:
     """A float column as decimal integers at the smallest exact scale (the text's fixed digits when they
     fit), or as float64 when no scale is exact."""
     values, nulls = _numbers(column)
-    e = C.decimal_scale(values if nulls is None else values[~nulls], hint=fixed_digits, pool=pool)
-    if e is None:
+    decimal = C.to_decimal(values, nulls, fixed_digits, pool=pool)
+    if decimal is None:
         return Narrow("float64", values=values.copy(), nulls=nulls)
-    return Narrow("decimal", values=C.decimal_ints(values, nulls, e, pool=pool), nulls=nulls, scale=e)
+    e, ints = decimal
+    return Narrow("decimal", values=ints, nulls=nulls, scale=e)
 
 
 def _splits(part: Part, local_values: dict) -> tuple[np.ndarray, np.ndarray] | None:

@@ -1,0 +1,96 @@
+"""Column encodings' numeric kernels against plain numpy forms of the same rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oicore import _textcodec as _tc
+from oicore import columns as C
+
+
+def reference_decimal(values: np.ndarray, nulls: np.ndarray | None, hint: int | None):
+    """The rule in numpy: the hint, else the smallest e <= MAX_SCALE with every non-null value finite,
+    not -0.0, and rint(v * 10**e) / 10**e == v with |rint(v * 10**e)| < 2**53."""
+    v = values if nulls is None else values[~nulls]
+    if not np.isfinite(v).all() or np.signbit(v[v == 0]).any():
+        return None
+    order = list(range(C.MAX_SCALE + 1))
+    if hint is not None and 0 <= hint <= C.MAX_SCALE:
+        order = [hint, *(e for e in order if e != hint)]
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow: they fail the test below
+        for e in order:
+            k = np.rint(v * 10.0**e)
+            if (np.abs(k) < 2**53).all() and np.array_equal(k / 10.0**e, v):
+                full = np.rint(values * 10.0**e)
+                if nulls is not None:
+                    full[nulls] = 0
+                return e, full.astype(np.int64)
+    return None
+
+
+decimals = st.one_of(
+    st.integers(-(10**7), 10**7).map(lambda k: k / 10**6),  # fixed 6 decimals, as Open Images writes them
+    st.integers(-1000, 1000).map(lambda k: k / 10),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 2.0**53, 2.0**53 - 1, -(2.0**53 - 1), 9.765625e-05, 1e-9, 1e-10, 0.1 + 0.2]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(decimals, max_size=40),
+    hint=st.one_of(st.none(), st.integers(-1, C.MAX_SCALE + 1)),
+    with_nulls=st.booleans(),
+    data=st.data(),
+)
+def test_to_decimal_agrees_with_the_numpy_rule(values, hint, with_nulls, data):
+    v = np.array(values, np.float64)
+    nulls = np.array(data.draw(st.lists(st.booleans(), min_size=len(v), max_size=len(v))), bool) if with_nulls else None
+    if nulls is not None:
+        v[nulls] = 0.0  # the reader fills nulls with 0
+    want = reference_decimal(v, nulls, hint)
+    got = C.to_decimal(v, nulls, hint)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    e, k = got
+    assert e == want[0]
+    assert np.array_equal(k.astype(np.int64), want[1])
+    assert k.dtype == C.dtype_of(C.narrowest(min(0, int(want[1].min(initial=0))), max(0, int(want[1].max(initial=0)))))
+    back = k.astype(np.float64) / 10.0**e
+    keep = np.ones(len(v), bool) if nulls is None else ~nulls
+    assert np.array_equal(back[keep], v[keep]) and not np.signbit(back[keep][back[keep] == 0]).any()
+
+
+def test_to_decimal_in_chunks_on_a_pool_matches_one_pass(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    v = rng.integers(0, 10**6, 5000) / 10**6
+    v[123] = 3e-7  # one value needs scale 7 where the rest fit 6
+    monkeypatch.setattr(C, "_SCAN_CHUNK", 64)
+    with ThreadPoolExecutor(2) as pool:
+        e, k = C.to_decimal(v, None, 6, pool=pool)
+    assert e == 7 and k.dtype == np.uint32
+    assert np.array_equal(k.astype(np.float64) / 1e7, v)
+
+
+def test_decimal_kernels_refuse_bad_arguments():
+    v = np.array([0.5, 1.25])
+    with pytest.raises(ValueError, match="scale"):
+        _tc.decimal_check(v, 23)
+    with pytest.raises(ValueError, match="null flags"):
+        _tc.decimal_check(v, 2, np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="contiguous integer array"):
+        _tc.decimal_fill(v, 2, np.zeros(2, np.float64))
+    with pytest.raises(ValueError, match="contiguous integer array"):
+        _tc.decimal_fill(v, 2, np.zeros(3, np.int32))
+    assert _tc.decimal_check(v, 1) == (1, 0, 0)  # 1.25 needs two decimals
+    assert _tc.decimal_check(v, 2) == (-1, 0, 125)
+    out = np.zeros(2, np.int16)
+    _tc.decimal_fill(v, 2, out)
+    assert out.tolist() == [50, 125]
