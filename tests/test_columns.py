@@ -94,3 +94,17 @@ def test_decimal_kernels_refuse_bad_arguments():
     out = np.zeros(2, np.int16)
     _tc.decimal_fill(v, 2, out)
     assert out.tolist() == [50, 125]
+
+
+def test_longest_value_of_string_arrays_sliced_or_not():
+    import pyarrow as pa
+
+    from oicore.parts import _longest
+
+    a = pa.array(["ab", "", "héllo", "xyz", "héllo"])
+    assert _longest(a) == (6, 2)  # bytes, the first of equals
+    assert _longest(a.slice(3)) == (6, 1)
+    assert _longest(a.slice(1, 1)) == (0, 0)
+    assert _longest(a.slice(5)) == (0, -1)
+    assert _longest(pa.array(["a", "bcd"], pa.large_string())) == (3, 1)
+    assert _tc.longest_value(np.array([0], np.int32)) == (0, -1)

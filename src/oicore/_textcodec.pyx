@@ -240,6 +240,39 @@ def decimal_fill(const double[::1] values, int e, cnp.ndarray out, const uint8_t
             oic_decimal_fill(&values[0], nul, n, e, dst, width, signed)
 
 
+def sorted_positions(const uint64_t[::1] whole, const uint64_t[::1] ids):
+    """Where each of the increasing ``ids`` is in the increasing ``whole``: an int64 array, or None when
+    some ID is not there. One merge walk (both sorted) instead of a binary search per ID."""
+    cdef int64_t n = whole.shape[0], m = ids.shape[0], i = 0, j = 0
+    out = np.empty(m, np.int64)
+    cdef int64_t[::1] o = out
+    cdef bint missing = False
+    with nogil:
+        for j in range(m):
+            while i < n and whole[i] < ids[j]:
+                i += 1
+            if i == n or whole[i] != ids[j]:
+                missing = True
+                break
+            o[j] = i
+    return None if missing else out
+
+
+def longest_value(const int32_t[::1] offsets):
+    """``(length, i)`` of the longest value of a string array with these ``n + 1`` offsets (the first such
+    ``i``; ``(0, -1)`` when ``n`` is 0): one pass, no array of lengths."""
+    cdef int64_t n = offsets.shape[0] - 1, i, best = -1
+    cdef int32_t longest = 0, d
+    if n <= 0:
+        return 0, -1
+    with nogil:
+        for i in range(n):
+            d = offsets[i + 1] - offsets[i]
+            if best < 0 or d > longest:
+                longest, best = d, i
+    return longest, best
+
+
 def fill_missing(int64_t[::1] v, int64_t value, const int64_t[::1] ref=None):
     """In place: every negative value becomes ``value`` (or ``ref[i]``)."""
     cdef int64_t i, n = v.shape[0]

@@ -777,21 +777,16 @@ def _chunk_span(chunk) -> tuple[np.ndarray, int]:
 def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The sorted union of sorted unique ID lists, and each list's positions in it.
 
-    Usually one list (the images table's) holds every ID: then the others' positions are one vectorized
-    binary search each. Otherwise one stable sort of the concatenation (a merge of sorted runs).
+    Usually one list (the images table's) holds every ID: then the others' positions are one merge walk
+    each. Otherwise one stable sort of the concatenation (a merge of sorted runs).
     """
+    from oicore import _textcodec as _tc
+
     if not lists:
         return np.zeros(0, np.uint64), []
-    widest = max(range(len(lists)), key=lambda i: len(lists[i]))
-    whole = lists[widest].astype(np.uint64, copy=False)
-    positions = []
-    for x in lists:
-        x = x.astype(np.uint64, copy=False)
-        at = np.searchsorted(whole, x)
-        if len(x) and (at[-1] >= len(whole) or not np.array_equal(whole[np.minimum(at, len(whole) - 1)], x)):
-            break
-        positions.append(at)
-    else:
+    whole = np.ascontiguousarray(max(lists, key=len), dtype=np.uint64)
+    positions = [_tc.sorted_positions(whole, np.ascontiguousarray(x, dtype=np.uint64)) for x in lists]
+    if all(p is not None for p in positions):
         return whole, positions
     joined = np.concatenate(lists).astype(np.uint64, copy=False)
     order = np.argsort(joined, kind="stable")

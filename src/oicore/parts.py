@@ -106,29 +106,47 @@ def _check_text_lengths(part: Part, name: str, column) -> None:
     """Raise CSVError, naming the file, line and column, for a text value longer than the .oic format stores
     (``columns.MAX_TEXT_FIELD``, just under 1 MiB: every text encoding keeps a value within one block)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     if column.num_chunks == 0 or len(column) == 0:
         return
     if pa.types.is_dictionary(column.type):
-        lengths = pc.binary_length(column.chunk(0).dictionary)  # every chunk shares the table's dictionary
-        longest = pc.max(lengths).as_py()
-        if longest is None or longest <= C.MAX_TEXT_FIELD:
+        longest, code = _longest(column.chunk(0).dictionary)  # every chunk shares the table's dictionary
+        if longest <= C.MAX_TEXT_FIELD:
             return
-        code = int(np.argmax(lengths.to_numpy(zero_copy_only=False)))
         indices = np.concatenate([_view(c.indices) for c in column.chunks])
         row = int(np.flatnonzero(indices == code)[0])
     else:
-        lengths = pc.binary_length(column)
-        longest = pc.max(lengths).as_py()
-        if longest is None or longest <= C.MAX_TEXT_FIELD:
+        row = 0
+        for chunk in column.chunks:
+            longest, at = _longest(chunk)
+            if longest > C.MAX_TEXT_FIELD:
+                row += at
+                break
+            row += len(chunk)
+        else:
             return
-        row = int(np.argmax(np.concatenate([c.to_numpy(zero_copy_only=False) for c in lengths.chunks])))
     line, offset = row_location(part, row, part.names.index(name))
     raise CSVError(
         f"a text value of {longest:,} bytes; the .oic format stores text values of at most {C.MAX_TEXT_FIELD:,} bytes",
         path=part.source.where, line=line, column=part.names.index(name) + 1, column_name=name, byte_offset=offset,
     )
+
+
+def _longest(strings) -> tuple[int, int]:
+    """The byte length of the longest value of an arrow string array, and its index (-1 when empty)."""
+    import pyarrow as pa
+
+    from oicore import _textcodec as _tc
+
+    if len(strings) == 0:
+        return 0, -1
+    if not pa.types.is_string(strings.type):  # the reader makes string columns; any other kind, the slow way
+        import pyarrow.compute as pc
+
+        lengths = pc.binary_length(strings).fill_null(0).to_numpy(zero_copy_only=False)
+        return int(lengths.max()), int(np.argmax(lengths))
+    offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4)
+    return _tc.longest_value(offsets)
 
 
 def row_location(part: Part, row: int, field: int) -> tuple[int, int | None]:
