@@ -1150,3 +1150,29 @@ def test_union_of_sorted_id_lists_and_each_lists_positions(lists, superset):
     assert len(positions) == len(arrays)
     for a, at in zip(arrays, positions):
         assert np.array_equal(merged[at], a)
+
+
+@pytest.mark.parametrize("limit", [0, None])
+def test_the_images_table_runs_beside_the_others_only_under_the_size_limit(tmp_path_factory, tmp_path, monkeypatch, limit):
+    """Above SIDE_BY_SIDE_MAX_BYTES of CSV (images and the largest other table) tables go one at a time, which
+    bounds peak memory; either way the file exports byte-identical."""
+    import threading
+
+    from oicore import converter
+
+    if limit is not None:
+        monkeypatch.setattr(converter, "SIDE_BY_SIDE_MAX_BYTES", limit)
+    threads_of = {}
+    table = converter._Job.table
+
+    def spy(self, name, sources):
+        threads_of[name] = threading.current_thread().name
+        return table(self, name, sources)
+
+    monkeypatch.setattr(converter._Job, "table", spy)
+    src, _, _, _ = synthetic(tmp_path_factory, "v3")
+    out = tmp_path / "r.oic"
+    convert_quiet(src, out, threads=2)
+    assert threads_of["images"].startswith("oicore-images") == (limit is None)
+    assert all(name == threading.main_thread().name for t, name in threads_of.items() if t != "images")
+    assert verify(out, against=[src])["compared"] == len(found_sources(src))

@@ -42,6 +42,9 @@ __all__ = ["convert", "ConvertReport", "IMAGE_TABLES", "SPLIT_CODES", "detect_re
 IMAGE_TABLES = ("images", "human_labels", "machine_labels", "boxes", "points", "vrd", "segmentation")
 _SPLIT_RANK = {None: 3, **SPLIT_CODES}
 _RECORD_TABLES = ("human_labels", "machine_labels")  # what labels() and labels_many() read
+# The images table is encoded beside the others when it and the largest other table hold at most this
+# much CSV together (peak RSS grows by about 0.4 bytes per CSV byte when two tables are in memory at once).
+SIDE_BY_SIDE_MAX_BYTES = 3 << 30
 MAX_SOURCES = 255  # distinct Source values of a release: lookups code them in a byte, 255 meaning none
 _RECORD_COLUMNS = ("LabelName", "Confidence", "Source")
 # Rows rendered and compared with the source at a time: bounds the renderer's inputs, and the source's
@@ -267,9 +270,15 @@ def _encode_tables(job: _Job, names: list[str], parts: dict[str, list[Source]]) 
 
     The images table is mostly text (parsing, URL templates, zstd, rendering), shares no vocabulary with
     the label and box tables, and each side alone leaves a core idle much of the time. The pool's
-    threads serve both sides; the writer takes one segment at a time.
+    threads serve both sides; the writer takes one segment at a time. Two tables at once hold two
+    tables' arrays: above ``SIDE_BY_SIDE_MAX_BYTES`` of CSV they go one at a time, which keeps the
+    full V3 release under its memory bound.
     """
-    side_name = "images" if "images" in names and len(names) > 1 and job.threads > 1 else None
+    side_name = None
+    if "images" in names and len(names) > 1 and job.threads > 1:
+        size = {t: sum(s.size for s in parts[t]) for t in names}
+        if size["images"] + max(v for t, v in size.items() if t != "images") <= SIDE_BY_SIDE_MAX_BYTES:
+            side_name = "images"
     if side_name is None:
         for table in names:
             job.table(table, parts[table])
