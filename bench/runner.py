@@ -51,7 +51,14 @@ def log(message: str) -> None:
 
 
 def child_env() -> dict:
-    """The environment for workers: ours, plus ``src/`` on PYTHONPATH when oicore is not importable otherwise."""
+    """The environment for workers: ours, plus ``src/`` on PYTHONPATH when oicore is not importable otherwise,
+    and one OpenBLAS thread unless set.
+
+    No task makes a BLAS call, but OpenBLAS starts a thread per core when numpy is first imported, and they
+    spin (about 0.1 s of CPU each) before they sleep: a call timed right after a setup that imported numpy
+    lost a core to them, the more the shorter it was. Every system gets the same setting, and the report
+    records it."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     env = dict(os.environ)
     src = REPO / "src"
     if importlib.util.find_spec("oicore") is None and (src / "oicore" / "__init__.py").is_file():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oicore import _textcodec as _tc
+from oicore import _kernels
 from oicore import columns as C
 
 
@@ -82,17 +82,17 @@ def test_to_decimal_in_chunks_on_a_pool_matches_one_pass(monkeypatch):
 def test_decimal_kernels_refuse_bad_arguments():
     v = np.array([0.5, 1.25])
     with pytest.raises(ValueError, match="scale"):
-        _tc.decimal_check(v, 23)
+        _kernels.decimal_check(v, 23)
     with pytest.raises(ValueError, match="null flags"):
-        _tc.decimal_check(v, 2, np.zeros(3, np.uint8))
+        _kernels.decimal_check(v, 2, np.zeros(3, np.uint8))
     with pytest.raises(ValueError, match="contiguous integer array"):
-        _tc.decimal_fill(v, 2, np.zeros(2, np.float64))
+        _kernels.decimal_fill(v, 2, np.zeros(2, np.float64))
     with pytest.raises(ValueError, match="contiguous integer array"):
-        _tc.decimal_fill(v, 2, np.zeros(3, np.int32))
-    assert _tc.decimal_check(v, 1) == (1, 0, 0)  # 1.25 needs two decimals
-    assert _tc.decimal_check(v, 2) == (-1, 0, 125)
+        _kernels.decimal_fill(v, 2, np.zeros(3, np.int32))
+    assert _kernels.decimal_check(v, 1) == (1, 0, 0)  # 1.25 needs two decimals
+    assert _kernels.decimal_check(v, 2) == (-1, 0, 125)
     out = np.zeros(2, np.int16)
-    _tc.decimal_fill(v, 2, out)
+    _kernels.decimal_fill(v, 2, out)
     assert out.tolist() == [50, 125]
 
 
@@ -107,4 +107,45 @@ def test_longest_value_of_string_arrays_sliced_or_not():
     assert _longest(a.slice(1, 1)) == (0, 0)
     assert _longest(a.slice(5)) == (0, -1)
     assert _longest(pa.array(["a", "bcd"], pa.large_string())) == (3, 1)
-    assert _tc.longest_value(np.array([0], np.int32)) == (0, -1)
+    assert _kernels.longest_value(np.array([0], np.int32)) == (0, -1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(decimals, max_size=40), hint=st.one_of(st.none(), st.integers(0, C.MAX_SCALE)), data=st.data())
+def test_to_decimal_of_a_columns_chunks_equals_it_of_the_whole(values, hint, data):
+    v = np.array(values, np.float64)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(v)), max_size=4)))
+    pieces = np.split(v, cuts)
+    whole, chunked = C.to_decimal(v, None, hint), C.to_decimal(pieces, None, hint)
+    assert (whole is None) == (chunked is None)
+    if whole is not None:
+        assert whole[0] == chunked[0] and whole[1].dtype == chunked[1].dtype and np.array_equal(whole[1], chunked[1])
+
+
+def test_to_decimal_refuses_a_null_mask_of_another_length():
+    with pytest.raises(ValueError, match="null flags"):
+        C.to_decimal([np.zeros(2), np.zeros(3)], np.zeros(4, bool))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ids=st.lists(st.integers(0, 2**64 - 1) | st.sampled_from([0, 1, 2**63, 2**64 - 1]), max_size=30), sort=st.booleans())
+def test_runs_of_sorted_ids_and_the_sortedness_check_agree_with_numpy(ids, sort):
+    a = np.array(sorted(ids) if sort else ids, np.uint64)
+    ordered = bool((a[1:] >= a[:-1]).all())
+    assert _kernels.is_sorted(a) == ordered
+    if not ordered:
+        with pytest.raises(ValueError, match="decrease"):
+            _kernels.runs(a)
+        return
+    unique, first, counts = _kernels.runs(a)
+    want_unique, want_first, want_counts = np.unique(a, return_index=True, return_counts=True)
+    assert unique.dtype == np.uint64 and np.array_equal(unique, want_unique)
+    assert np.array_equal(first, want_first) and np.array_equal(counts, want_counts)
+
+
+def test_sorted_positions_finds_each_id_or_says_one_is_missing():
+    whole = np.array([3, 5, 9, 2**64 - 1], np.uint64)
+    assert _kernels.sorted_positions(whole, np.array([5, 2**64 - 1], np.uint64)).tolist() == [1, 3]
+    assert _kernels.sorted_positions(whole, np.array([], np.uint64)).tolist() == []
+    assert _kernels.sorted_positions(whole, np.array([4], np.uint64)) is None
+    assert _kernels.sorted_positions(whole, np.array([10], np.uint64)) is None

@@ -180,39 +180,52 @@ def encode_dict(writer, name: str, codes: np.ndarray, values: list[str], records
     return entry, Decoded("dict", values=stored, dictionary=entry["values"])
 
 
-def to_decimal(values: np.ndarray, nulls: np.ndarray | None = None, hint: int | None = None, *, pool=None):
+def to_decimal(values, nulls: np.ndarray | None = None, hint: int | None = None, *, pool=None):
     """``(e, k)``: the float64 ``values`` as integers ``k`` with ``values == k / 10**e`` exactly and
     ``|k| < 2**53``, in the narrowest dtype, nulls as 0; ``e`` is ``hint`` when it fits, otherwise the
     smallest that does (at most ``MAX_SCALE``). None when no scale is exact (NaN, infinities, -0.0, too
     many digits). ``pool`` (an executor) works on chunks side by side.
 
+    ``values`` is one array or a list of arrays (a column's chunks, read in place: no float64 copy of the
+    whole column is made); ``nulls`` is one mask over all of them.
+
     ``k / 10**e`` in double arithmetic is the correctly rounded quotient (both operands exact), the same
     double that Python's ``float()`` makes of the decimal text, so the integers reproduce the values exactly.
-    One pass tests a scale and one writes the integers (include/oic_decimal.h), with no temporary arrays.
+    One pass tests a scale and one writes the integers (``_kernels``), with no temporary arrays.
     """
-    from oicore import _textcodec as _tc
+    from oicore import _kernels
 
-    values = np.ascontiguousarray(values, dtype=np.float64)
+    pieces = [np.ascontiguousarray(v, dtype=np.float64) for v in (values if isinstance(values, list) else [values])]
     flags = None if nulls is None else np.ascontiguousarray(nulls, dtype=bool).view(np.uint8)
-    n = len(values)
+    spans = []  # (piece, lo, hi, first row of the span in the column)
+    start = 0
+    for i, v in enumerate(pieces):
+        spans += [(i, lo, min(lo + _SCAN_CHUNK, len(v)), start + lo) for lo in range(0, len(v), _SCAN_CHUNK)]
+        start += len(v)
+    if flags is not None and len(flags) != start:
+        raise ValueError(f"{len(flags)} null flags for {start} values")
 
-    def piece(a, lo, hi):
-        return None if a is None else a[lo:hi]
+    def run(fn):
+        return list(pool.map(fn, spans)) if pool is not None and len(spans) > 1 else [fn(s) for s in spans]
+
+    def flags_of(span):
+        i, lo, hi, at = span
+        return None if flags is None else flags[at : at + hi - lo]
 
     candidates = list(range(MAX_SCALE + 1))
     if hint is not None and 0 <= hint <= MAX_SCALE:
         # The text's own spelling (say, 6 fixed decimals) usually fits: one pass instead of up to seven.
         candidates = [hint, *(e for e in candidates if e != hint)]
     for e in candidates:
-        checks = _each_chunk(lambda lo, hi: _tc.decimal_check(values[lo:hi], e, piece(flags, lo, hi)), n, pool)
+        checks = run(lambda span: _kernels.decimal_check(pieces[span[0]][span[1] : span[2]], e, flags_of(span)))
         if all(bad < 0 for bad, _, _ in checks):
             break
     else:
         return None
     lo = min([0, *(a for _, a, _ in checks)])
     hi = max([0, *(b for _, _, b in checks)])
-    out = np.empty(n, dtype_of(narrowest(lo, hi)))
-    _each_chunk(lambda a, b: _tc.decimal_fill(values[a:b], e, out[a:b], piece(flags, a, b)), n, pool)
+    out = np.empty(start, dtype_of(narrowest(lo, hi)))
+    run(lambda span: _kernels.decimal_fill(pieces[span[0]][span[1] : span[2]], e, out[span[3] : span[3] + span[2] - span[1]], flags_of(span)))
     return e, out
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from oicore import _kernels
 from oicore import columns as C
 from oicore import exact, schema
 from oicore._version import __version__
@@ -446,7 +447,7 @@ class _Job:
             p.ids = None
         n_lookup = lookup_rows
         head = all_ids[:n_lookup]
-        if len(head) > 1 and (head[1:] < head[:-1]).any():
+        if not _kernels.is_sorted(np.ascontiguousarray(head, dtype=np.uint64)):
             order = np.argsort(head, kind="stable")  # timsort: sorted parts merge in linear time
             order = np.concatenate([order, np.arange(n_lookup, len(all_ids))])
             physical_ids = all_ids[order]
@@ -789,12 +790,10 @@ def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     Usually one list (the images table's) holds every ID: then the others' positions are one merge walk
     each. Otherwise one stable sort of the concatenation (a merge of sorted runs).
     """
-    from oicore import _textcodec as _tc
-
     if not lists:
         return np.zeros(0, np.uint64), []
     whole = np.ascontiguousarray(max(lists, key=len), dtype=np.uint64)
-    positions = [_tc.sorted_positions(whole, np.ascontiguousarray(x, dtype=np.uint64)) for x in lists]
+    positions = [_kernels.sorted_positions(whole, np.ascontiguousarray(x, dtype=np.uint64)) for x in lists]
     if all(p is not None for p in positions):
         return whole, positions
     joined = np.concatenate(lists).astype(np.uint64, copy=False)
@@ -809,11 +808,8 @@ def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
 
 
 def _runs(sorted_ids: np.ndarray):
-    if len(sorted_ids) == 0:
-        return sorted_ids.astype(np.uint64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    counts = np.diff(np.r_[starts, len(sorted_ids)])
-    return sorted_ids[starts].astype(np.uint64), counts
+    unique, _, counts = _kernels.runs(np.ascontiguousarray(sorted_ids, dtype=np.uint64))
+    return unique, counts
 
 
 def _compare_stream(part: Part, compare) -> tuple:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from oicore import _kernels
 from oicore import columns as C
 from oicore import exact, schema
 from oicore.errors import CSVError, OicoreWarning
@@ -80,7 +81,7 @@ def load_part(source: Source, read_csv, *, vocab, local_values: dict, named: set
         col = schema.column(name)
         if name == id_name:
             part.ids = _numbers(column)[0].astype(np.uint64, copy=False)  # a view: it keeps only its own buffers
-            part.ids_sorted = len(part.ids) < 2 or bool((part.ids[1:] >= part.ids[:-1]).all())
+            part.ids_sorted = _kernels.is_sorted(np.ascontiguousarray(part.ids))
         elif col.type is ColumnType.DICTIONARY and col.mid:
             values = _dictionary_values(column)
             if not warned:
@@ -136,8 +137,6 @@ def _longest(strings) -> tuple[int, int]:
     """The byte length of the longest value of an arrow string array, and its index (-1 when empty)."""
     import pyarrow as pa
 
-    from oicore import _textcodec as _tc
-
     if len(strings) == 0:
         return 0, -1
     if not pa.types.is_string(strings.type):  # the reader makes string columns; any other kind, the slow way
@@ -146,7 +145,7 @@ def _longest(strings) -> tuple[int, int]:
         lengths = pc.binary_length(strings).fill_null(0).to_numpy(zero_copy_only=False)
         return int(lengths.max()), int(np.argmax(lengths))
     offsets = np.frombuffer(strings.buffers()[1], np.int32, len(strings) + 1, strings.offset * 4)
-    return _tc.longest_value(offsets)
+    return _kernels.longest_value(offsets)
 
 
 def row_location(part: Part, row: int, field: int) -> tuple[int, int | None]:
@@ -206,6 +205,13 @@ def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> b
 def _decimal(column, fixed_digits: int | None, pool=None) -> Narrow:
     """A float column as decimal integers at the smallest exact scale (the text's fixed digits when they
     fit), or as float64 when no scale is exact."""
+    if column.null_count == 0 and str(column.type) == "double":
+        # The reader's chunks, read in place: the float64 column is made only when no scale is exact.
+        chunks = [_view(c) for c in column.chunks]
+        decimal = C.to_decimal(chunks, None, fixed_digits, pool=pool)
+        if decimal is None:
+            return Narrow("float64", values=np.concatenate(chunks) if chunks else np.zeros(0), nulls=None)
+        return Narrow("decimal", values=decimal[1], nulls=None, scale=decimal[0])
     values, nulls = _numbers(column)
     decimal = C.to_decimal(values, nulls, fixed_digits, pool=pool)
     if decimal is None:
@@ -221,8 +227,7 @@ def _splits(part: Part, local_values: dict) -> tuple[np.ndarray, np.ndarray] | N
     if not part.ids_sorted:
         unique, first = np.unique(ids, return_index=True)
     else:
-        first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, np.int64)
-        unique = ids[first]
+        unique, first, _ = _kernels.runs(np.ascontiguousarray(ids))
     if part.source.split is not None:
         return unique, np.full(len(unique), SPLIT_CODES[part.source.split], np.uint8)
     if "Subset" not in part.columns:
@@ -246,7 +251,12 @@ def _codes(chunked, mapping: np.ndarray, n_codes: int) -> np.ndarray:
     if chunked.num_chunks == 0 or len(mapping) == 0:
         return np.zeros(len(chunked), dtype)
     mapping = mapping.astype(dtype)
-    return np.concatenate([mapping.take(_view(c.indices)) for c in chunked.chunks])
+    out = np.empty(len(chunked), dtype)
+    at = 0
+    for c in chunked.chunks:  # each chunk's codes straight to their place: no per-chunk arrays to join
+        np.take(mapping, _view(c.indices), out=out[at : at + len(c)])
+        at += len(c)
+    return out
 
 
 def _numbers(chunked):
