@@ -149,3 +149,69 @@ def test_sorted_positions_finds_each_id_or_says_one_is_missing():
     assert _kernels.sorted_positions(whole, np.array([], np.uint64)).tolist() == []
     assert _kernels.sorted_positions(whole, np.array([4], np.uint64)) is None
     assert _kernels.sorted_positions(whole, np.array([10], np.uint64)) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(st.lists(st.integers(0, 50) | st.integers(0, 2**64 - 1), max_size=20), min_size=1, max_size=5))
+def test_merging_sorted_parts_is_a_stable_sort_of_them_one_after_another(parts):
+    arrays = [np.sort(np.array(p, np.uint64)) for p in parts]
+    whole = np.concatenate(arrays)
+    order = np.argsort(whole, kind="stable")
+    merged, selector = _kernels.merge_sorted(arrays)
+    owner = np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+    assert np.array_equal(merged, whole[order]) and np.array_equal(selector, owner[order])
+    for dtype in (np.uint8, np.int16, np.float32, np.int64, np.dtype("S3")):
+        values = [(np.arange(len(a)) + 100 * i).astype(dtype) for i, a in enumerate(arrays)]  # S3: 3-byte items
+        out = np.empty(len(whole), dtype)
+        _kernels.merge_gather(selector, values, out)
+        assert np.array_equal(out, np.concatenate(values)[order])
+    positions = _kernels.part_positions(selector, len(arrays))
+    inverse = np.empty(len(whole), np.int64)
+    inverse[order] = np.arange(len(whole))
+    assert all(np.array_equal(pos, inverse[owner == i]) for i, pos in enumerate(positions))
+
+
+def test_merge_kernels_refuse_what_does_not_fit():
+    with pytest.raises(ValueError, match="not sorted"):
+        _kernels.merge_sorted([np.array([2, 1], np.uint64)])
+    with pytest.raises(ValueError, match="1 to 255"):
+        _kernels.merge_sorted([])
+    selector = np.array([0, 1, 1], np.uint8)
+    with pytest.raises(ValueError, match="rows per part"):
+        _kernels.merge_gather(selector, [np.zeros(2, np.int32), np.zeros(2, np.int32)], np.empty(3, np.int32))
+    with pytest.raises(ValueError, match="rows per part"):
+        _kernels.merge_gather(np.array([0, 2], np.uint8), [np.zeros(1, np.int32), np.zeros(1, np.int32)], np.empty(2, np.int32))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        _kernels.merge_gather(selector, [np.zeros(1, np.int32), np.zeros(2, np.int64)], np.empty(3, np.int32))
+    with pytest.raises(ValueError, match="names part 2"):
+        _kernels.part_positions(np.array([0, 2], np.uint8), 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    parts=st.lists(st.lists(st.integers(0, 40), max_size=15), min_size=1, max_size=4),
+    export_only=st.integers(0, 2),
+    presorted=st.booleans(),
+)
+def test_row_order_merges_sorted_parts_as_a_stable_sort_would(parts, export_only, presorted):
+    from oicore.roworder import row_order
+
+    ids = [np.array(sorted(p) if presorted else p, np.uint64) for p in parts]
+    lookup_parts = max(len(ids) - export_only, 0)
+    n_lookup = sum(len(x) for x in ids[:lookup_parts])
+    joined = np.concatenate(ids)
+    perm = np.concatenate([np.argsort(joined[:n_lookup], kind="stable"), np.arange(n_lookup, len(joined))])
+    order, physical = row_order(ids, [bool((x[1:] >= x[:-1]).all()) for x in ids], lookup_parts)
+    assert np.array_equal(physical, joined[perm])
+    if order is None:
+        assert np.array_equal(perm, np.arange(len(joined)))
+        return
+    assert (order.selector is not None) == (presorted or all((x[1:] >= x[:-1]).all() for x in ids[:lookup_parts]))
+    assert np.array_equal(order.perm, perm)
+    values = [np.arange(len(x), dtype=np.int16) * 10 + i for i, x in enumerate(ids)]
+    assert np.array_equal(order.gather(values), np.concatenate(values)[perm])
+    inverse = np.empty(len(perm), np.int64)
+    inverse[perm] = np.arange(len(perm))
+    starts = np.cumsum([0] + [len(x) for x in ids])
+    for i in range(len(ids)):
+        assert np.array_equal(order.positions(i), inverse[starts[i] : starts[i + 1]])

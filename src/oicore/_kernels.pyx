@@ -4,7 +4,9 @@ longest value of a string array. numpy's forms of the same steps make arrays of 
 in a convert the page faults on fresh arrays cost more than the arithmetic.
 """
 
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -140,3 +142,126 @@ def runs(const uint64_t[::1] ids):
         if m:
             c[m - 1] = n - f[m - 1]
     return unique, first, counts
+
+
+# ---- merging sorted parts -------------------------------------------------------------------------
+
+
+def merge_sorted(parts):
+    """Sorted uint64 arrays merged into one: ``(merged, selector)``, where ``selector[i]`` is the part that
+    row ``i`` comes from (uint8; at most 255 parts). Stable: equal IDs keep part order, so this is the order
+    of a stable sort of the parts one after another. ValueError when a part is not sorted."""
+    cdef Py_ssize_t k = len(parts)
+    if not 0 < k <= 255:
+        raise ValueError(f"1 to 255 parts can be merged, got {k}")
+    arrays = [np.ascontiguousarray(p, dtype=np.uint64) for p in parts]
+    cdef int64_t n = 0, i, j
+    for i in range(k):
+        if not is_sorted(arrays[i]):
+            raise ValueError(f"part {i} is not sorted")
+        n += arrays[i].shape[0]
+    merged = np.empty(n, np.uint64)
+    selector = np.empty(n, np.uint8)
+    cdef uint64_t[::1] m = merged
+    cdef uint8_t[::1] s = selector
+    cdef const uint64_t **src = <const uint64_t **>malloc(k * sizeof(uint64_t *))
+    cdef int64_t *left = <int64_t *>malloc(k * sizeof(int64_t))
+    if src == NULL or left == NULL:
+        free(src)
+        free(left)
+        raise MemoryError()
+    cdef const uint64_t[::1] a
+    for i in range(k):
+        a = arrays[i]
+        src[i] = &a[0] if a.shape[0] else NULL
+        left[i] = a.shape[0]
+    cdef int best
+    cdef uint64_t v
+    with nogil:
+        for i in range(n):  # k is small (the splits): a scan of the heads beats a heap
+            best = -1
+            for j in range(k):
+                if left[j] and (best < 0 or src[j][0] < v):
+                    best, v = <int>j, src[j][0]
+            m[i] = v
+            s[i] = <uint8_t>best
+            src[best] += 1
+            left[best] -= 1
+    free(src)
+    free(left)
+    return merged, selector
+
+
+def merge_gather(const uint8_t[::1] selector, arrays, cnp.ndarray out):
+    """``out[i]`` = the next value of ``arrays[selector[i]]``: the parts' values in the merged order that
+    ``merge_sorted`` gave. Every array has ``out``'s dtype, and part ``p`` exactly as many values as
+    ``selector`` has rows ``p``; ValueError otherwise."""
+    cdef Py_ssize_t k = len(arrays)
+    cdef int64_t n = selector.shape[0], i
+    if out.ndim != 1 or out.shape[0] != n or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"out must be a writable contiguous array of {n} values")
+    if not 0 < k <= 256:
+        raise ValueError(f"1 to 256 parts, got {k}")
+    parts = [np.ascontiguousarray(a) for a in arrays]
+    for a in parts:
+        if a.dtype != out.dtype or a.ndim != 1:
+            raise ValueError(f"every part must be one-dimensional {out.dtype}, not {a.dtype}")
+    counts = np.bincount(selector, minlength=k) if n else np.zeros(k, np.int64)
+    if len(counts) > k or any(int(counts[p]) != parts[p].shape[0] for p in range(k)):
+        raise ValueError(f"the selector's rows per part {counts.tolist()} are not the parts' sizes {[a.shape[0] for a in parts]}")
+    cdef size_t width = out.dtype.itemsize
+    cdef char **src = <char **>malloc(k * sizeof(char *))
+    if src == NULL:
+        raise MemoryError()
+    for i in range(k):
+        src[i] = <char *>cnp.PyArray_DATA(parts[i])
+    cdef char *dst = <char *>cnp.PyArray_DATA(out)
+    cdef uint8_t p
+    with nogil:
+        if width == 1:
+            for i in range(n):
+                p = selector[i]
+                (<uint8_t *>dst)[i] = (<uint8_t *>src[p])[0]
+                src[p] += 1
+        elif width == 2:
+            for i in range(n):
+                p = selector[i]
+                (<uint16_t *>dst)[i] = (<uint16_t *>src[p])[0]
+                src[p] += 2
+        elif width == 4:
+            for i in range(n):
+                p = selector[i]
+                (<uint32_t *>dst)[i] = (<uint32_t *>src[p])[0]
+                src[p] += 4
+        elif width == 8:
+            for i in range(n):
+                p = selector[i]
+                (<uint64_t *>dst)[i] = (<uint64_t *>src[p])[0]
+                src[p] += 8
+        else:
+            for i in range(n):
+                p = selector[i]
+                memcpy(dst + i * width, src[p], width)
+                src[p] += width
+    free(src)
+    return out
+
+
+def part_positions(const uint8_t[::1] selector, Py_ssize_t k):
+    """For each part ``p < k``, the rows ``i`` with ``selector[i] == p``, increasing (int64 arrays)."""
+    cdef int64_t n = selector.shape[0], i
+    counts = np.bincount(selector, minlength=k) if n else np.zeros(k, np.int64)
+    if len(counts) > k:
+        raise ValueError(f"the selector names part {len(counts) - 1}; there are {k}")
+    out = [np.empty(int(c), np.int64) for c in counts]
+    cdef int64_t **dst = <int64_t **>malloc(max(k, 1) * sizeof(int64_t *))
+    if dst == NULL:
+        raise MemoryError()
+    for i in range(k):
+        dst[i] = <int64_t *>cnp.PyArray_DATA(out[i])
+    with nogil:
+        for i in range(n):
+            dst[selector[i]][0] = i
+            dst[selector[i]] += 1
+    free(dst)
+    return out

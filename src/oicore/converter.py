@@ -34,6 +34,7 @@ from oicore.format import ContainerWriter
 from oicore.hierarchy import Hierarchy
 from oicore.schema import ColumnType
 from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, row_location, load_part
+from oicore.roworder import row_order
 from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_reader, source_sha256
 from oicore.threads import resolve as resolve_threads
 
@@ -391,7 +392,8 @@ class _Job:
         if records is not None:
             records.write(self.writer)
         if row_part is not None:
-            entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(row_part[order] if order is not None else row_part), level=self.level)
+            physical = order.gather([np.full(p.rows, i, np.uint8) for i, p in enumerate(parts)]) if order is not None else row_part
+            entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(physical), level=self.level)
         entry["lookup_rows"] = int(lookup_rows)
         if id_name is not None and lookup_rows < entry["rows"]:
             entry["export_ids"] = self.writer.add_zstd(np.ascontiguousarray(sorted_ids[lookup_rows:]), level=self.level)
@@ -442,18 +444,11 @@ class _Job:
                 )
             if p.splits is not None:
                 self.image_splits.setdefault(table, []).append(p.splits)
-        all_ids = np.concatenate([p.ids for p in parts]) if len(parts) > 1 else parts[0].ids
+        lookup_parts = sum(not p.source.export_only for p in parts)
+        order, physical_ids = row_order([p.ids for p in parts], [p.ids_sorted for p in parts], lookup_parts)
         for p in parts:
             p.ids = None
-        n_lookup = lookup_rows
-        head = all_ids[:n_lookup]
-        if not _kernels.is_sorted(np.ascontiguousarray(head, dtype=np.uint64)):
-            order = np.argsort(head, kind="stable")  # timsort: sorted parts merge in linear time
-            order = np.concatenate([order, np.arange(n_lookup, len(all_ids))])
-            physical_ids = all_ids[order]
-        else:
-            order, physical_ids = None, all_ids
-        self.image_counts[table] = _runs(physical_ids[:n_lookup])
+        self.image_counts[table] = _runs(physical_ids[:lookup_rows])
         return order, row_part, physical_ids, lookup_rows
 
     def _encode_column(self, name: str, parts: list[Part], order, local_values: dict, records=None):
@@ -462,8 +457,9 @@ class _Job:
         kind = next(p.columns[name].kind for p in parts if name in p.columns)
 
         def gather(arrays):
-            values = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-            return values[order] if order is not None else values
+            if order is not None:
+                return order.gather(arrays)
+            return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
 
         def values(fill, dtype):
             return gather([p.columns[name].values if name in p.columns else np.full(p.rows, fill, dtype) for p in parts])
@@ -496,7 +492,7 @@ class _Job:
         return C.encode_float64(self.writer, name, values(0.0, np.float64), nulls())
 
     def _encode_text(self, name: str, parts: list[Part], order):
-        offsets, data = _combine_text(name, parts, order)
+        offsets, data = _combine_text(name, parts, order.perm if order is not None else None)
         from oicore.textcodec import encode_text
 
         # URLs as templates, MD5s as bytes, repeated text as dictionaries; plain zstd text otherwise.
@@ -508,11 +504,6 @@ class _Job:
         """Per part: the rules, the exceptions found by rendering every row, prefix and suffix."""
         vocabulary = self.vocab.buffers()
         n = entry["rows"]
-        if order is not None:
-            inverse = np.empty(n, np.int64)
-            inverse[order] = np.arange(n)
-        else:
-            inverse = None
         starts = np.cumsum([0] + [p.rows for p in parts])
         # Rows per chunk: fewer when rows are long (text), so that a chunk's copies stay near _EXACT_BYTES.
         text_bytes = sum(len(col.data) for col in decoded.values() if col.encoding == "strings")
@@ -547,7 +538,7 @@ class _Job:
             i, lo, hi, at = task
             p = parts[i]
             first = int(starts[i])
-            positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
+            positions = order.positions(i) if order is not None else None
             if p.source.member is not None:
                 return _compare_stream(p, lambda lo, hi, window: compare(p, first, positions, lo, hi, window, 0))
             with source_bytes(p.source) as source:
@@ -571,7 +562,7 @@ class _Job:
                 prefix = head if head is not None else prefix
                 suffix = tail if tail is not None else suffix
                 previous_end = end
-            positions = inverse[starts[i] : starts[i + 1]] if inverse is not None else None
+            positions = order.positions(i) if order is not None else None
             file_order = None
             if positions is not None and not _is_sorted_positions(positions):
                 file_order = np.ascontiguousarray(_rank_within(positions)).astype(np.uint32)
