@@ -666,14 +666,19 @@ class _Job:
         row_image = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
         pos = conf > 0
         n_codes = max(len(self.vocab.codes), 1)
-        pairs = np.sort(codes[pos].astype(np.int64) * (1 << 32) + row_image[pos])
-        if len(pairs) > 1:
-            pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]]
+        # Rows are in image order, so a stable sort by class (a radix sort for 16-bit codes) leaves each
+        # class's images increasing; then repeats of a (class, image) pair are neighbours.
+        classes, images = codes[pos], row_image[pos]
+        by_class = np.argsort(classes, kind="stable")
+        classes, images = classes[by_class], images[by_class]
+        if len(images) > 1:
+            first = np.r_[True, (classes[1:] != classes[:-1]) | (images[1:] != images[:-1])]
+            classes, images = classes[first], images[first]
         class_offsets = np.zeros(n_codes + 1, np.int64)
-        np.cumsum(np.bincount(pairs >> 32, minlength=n_codes), out=class_offsets[1:])
+        np.cumsum(np.bincount(classes, minlength=n_codes), out=class_offsets[1:])
         entry["positive_images"] = {
             "offsets": self.writer.add_raw(class_offsets.astype(np.uint32)),
-            "images": C.store_ints(self.writer, pairs & 0xFFFFFFFF),
+            "images": C.store_ints(self.writer, images),
         }
 
     def vocabulary_entry(self) -> dict:
