@@ -292,6 +292,7 @@ def _encode_tables(job: _Job, names: list[str], parts: dict[str, list[Source]]) 
         try:
             for table in (t for t in names if t != side_name):
                 job.table(table, parts[table])
+            beside.result()  # inside: an interrupt while waiting stops the images table too
         except Exception as error:
             # Of two errors, the one raised is the one a convert of one table at a time would raise: that
             # of the table first in order.
@@ -305,7 +306,6 @@ def _encode_tables(job: _Job, names: list[str], parts: dict[str, list[Source]]) 
             job.cancelled.set()
             beside.exception()
             raise
-        beside.result()
 
 
 def _stderr_is_tty() -> bool:
