@@ -15,6 +15,8 @@ def reference_decimal(values: np.ndarray, nulls: np.ndarray | None, hint: int | 
     """The rule in numpy: the hint, else the smallest e <= MAX_SCALE with every non-null value finite,
     not -0.0, and rint(v * 10**e) / 10**e == v with |rint(v * 10**e)| < 2**53."""
     v = values if nulls is None else values[~nulls]
+    if len(v) == 0:  # no values (or only nulls): scale 0
+        return 0, np.zeros(len(values), np.int64)
     if not np.isfinite(v).all() or np.signbit(v[v == 0]).any():
         return None
     order = list(range(C.MAX_SCALE + 1))
@@ -208,6 +210,8 @@ def test_row_order_merges_sorted_parts_as_a_stable_sort_would(parts, export_only
         return
     assert (order.selector is not None) == (presorted or all((x[1:] >= x[:-1]).all() for x in ids[:lookup_parts]))
     assert np.array_equal(order.perm, perm)
+    owner = np.repeat(np.arange(len(ids), dtype=np.uint8), [len(x) for x in ids])
+    assert order.row_part().dtype == np.uint8 and np.array_equal(order.row_part(), owner[perm])
     values = [np.arange(len(x), dtype=np.int16) * 10 + i for i, x in enumerate(ids)]
     assert np.array_equal(order.gather(values), np.concatenate(values)[perm])
     inverse = np.empty(len(perm), np.int64)

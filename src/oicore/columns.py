@@ -204,6 +204,8 @@ def to_decimal(values, nulls: np.ndarray | None = None, hint: int | None = None,
         start += len(v)
     if flags is not None and len(flags) != start:
         raise ValueError(f"{len(flags)} null flags for {start} values")
+    if flags is None and start == 0 or flags is not None and np.count_nonzero(flags) == start:
+        return 0, np.zeros(start, dtype_of(narrowest(0, 0)))  # no values (or only nulls): scale 0, whatever the hint
 
     def run(fn):
         return list(pool.map(fn, spans)) if pool is not None and len(spans) > 1 else [fn(s) for s in spans]
@@ -227,16 +229,6 @@ def to_decimal(values, nulls: np.ndarray | None = None, hint: int | None = None,
     out = np.empty(start, dtype_of(narrowest(lo, hi)))
     run(lambda span: _kernels.decimal_fill(pieces[span[0]][span[1] : span[2]], e, out[span[3] : span[3] + span[2] - span[1]], flags_of(span)))
     return e, out
-
-
-def _each_chunk(fn, n: int, pool) -> list:
-    """``fn(lo, hi)`` over [0, n) in chunks of ``_SCAN_CHUNK`` values, on ``pool`` when given; results in order.
-
-    The kernels release the GIL, so a long column's chunks are scanned on every thread of the pool."""
-    bounds = [(lo, min(lo + _SCAN_CHUNK, n)) for lo in range(0, n, _SCAN_CHUNK)]
-    if pool is None or len(bounds) < 2:
-        return [fn(lo, hi) for lo, hi in bounds]
-    return list(pool.map(lambda b: fn(*b), bounds))
 
 
 def rescale_decimal(k: np.ndarray, e: int, to: int) -> np.ndarray | None:

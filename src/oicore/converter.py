@@ -392,7 +392,7 @@ class _Job:
         if records is not None:
             records.write(self.writer)
         if row_part is not None:
-            physical = order.gather([np.full(p.rows, i, np.uint8) for i, p in enumerate(parts)]) if order is not None else row_part
+            physical = order.row_part() if order is not None else row_part
             entry["row_part"] = self.writer.add_zstd(np.ascontiguousarray(physical), level=self.level)
         entry["lookup_rows"] = int(lookup_rows)
         if id_name is not None and lookup_rows < entry["rows"]:

@@ -205,16 +205,12 @@ def _warn_unnamed(source: Source, name: str, values: list[str], named: set) -> b
 def _decimal(column, fixed_digits: int | None, pool=None) -> Narrow:
     """A float column as decimal integers at the smallest exact scale (the text's fixed digits when they
     fit), or as float64 when no scale is exact."""
-    if column.null_count == 0 and str(column.type) == "double":
-        # The reader's chunks, read in place: the float64 column is made only when no scale is exact.
-        chunks = [_view(c) for c in column.chunks]
-        decimal = C.to_decimal(chunks, None, fixed_digits, pool=pool)
-        if decimal is None:
-            return Narrow("float64", values=np.concatenate(chunks) if chunks else np.zeros(0), nulls=None)
-        return Narrow("decimal", values=decimal[1], nulls=None, scale=decimal[0])
-    values, nulls = _numbers(column)
-    decimal = C.to_decimal(values, nulls, fixed_digits, pool=pool)
+    # The reader's chunks, read in place (the kernels skip null rows, whatever their slots hold): the
+    # float64 column is made only when no scale is exact.
+    nulls = _to_numpy(column.is_null()) if column.null_count else None
+    decimal = C.to_decimal([_view(c) for c in column.chunks], nulls, fixed_digits, pool=pool)
     if decimal is None:
+        values, nulls = _numbers(column)
         return Narrow("float64", values=values.copy(), nulls=nulls)
     e, ints = decimal
     return Narrow("decimal", values=ints, nulls=nulls, scale=e)

@@ -47,6 +47,13 @@ class RowOrder:
             at += len(a)
         return out
 
+    def row_part(self) -> np.ndarray:
+        """Each physical row's part (uint8): the selector, then the unmerged parts' rows in file order."""
+        if self.selector is None:
+            return np.repeat(np.arange(len(self.sizes), dtype=np.uint8), self.sizes)[self._perm]
+        tail = np.repeat(np.arange(self.merged, len(self.sizes), dtype=np.uint8), self.sizes[self.merged :])
+        return np.concatenate([self.selector, tail])
+
     def positions(self, part: int) -> np.ndarray:
         """The physical positions of part ``part``'s rows, in file order (int64)."""
         if self._positions is None:
@@ -74,18 +81,16 @@ def row_order(ids: list[np.ndarray], sorted_parts: list[bool], lookup_parts: int
     """The order of a table whose parts hold these image IDs (uint64, one array per part, lookup parts
     first), and the IDs in that order. None when the parts one after another are already in order."""
     sizes = [len(x) for x in ids]
-    head = ids[:lookup_parts]
+    head = [x for x in ids[:lookup_parts] if len(x)]
     n_lookup = sum(sizes[:lookup_parts])
+    if all(sorted_parts[:lookup_parts]):
+        # Sorted parts in order one after another need no reordering; otherwise they are merged.
+        if all(a[-1] <= b[0] for a, b in zip(head, head[1:])):
+            return None, np.concatenate(ids) if len(ids) > 1 else np.asarray(ids[0], np.uint64)
+        if lookup_parts <= 255:
+            merged, selector = _kernels.merge_sorted(ids[:lookup_parts])
+            return RowOrder(sizes, lookup_parts, selector=selector), np.concatenate([merged, *ids[lookup_parts:]])
     joined = np.concatenate(ids) if len(ids) > 1 else np.asarray(ids[0], np.uint64)
-    if _kernels.is_sorted(np.ascontiguousarray(joined[:n_lookup], dtype=np.uint64)):
-        return None, joined
-    if all(sorted_parts[:lookup_parts]) and lookup_parts <= 255:
-        merged, selector = _kernels.merge_sorted(head)
-        order = RowOrder(sizes, lookup_parts, selector=selector)
-        physical = np.empty(len(joined), np.uint64)
-        physical[:n_lookup] = merged
-        physical[n_lookup:] = joined[n_lookup:]
-        return order, physical
     perm = np.argsort(joined[:n_lookup], kind="stable")  # timsort: sorted runs merge in linear time
     perm = np.concatenate([perm, np.arange(n_lookup, len(joined))])
     return RowOrder(sizes, lookup_parts, perm=perm), joined[perm]
