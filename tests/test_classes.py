@@ -11,7 +11,10 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import oicore
 from oicore.errors import AmbiguousLabelError, OicoreError
@@ -237,3 +240,32 @@ def test_synthetic_names_through_labels(synthetic):
         name = expected.names.get(mid)
         if name is not None and len(expected.by_name[name]) == 1:
             assert release.label_code(name) == release.mids.index(mid)
+
+
+def test_mid_codes_by_scan_then_by_dict_agree(synthetic):
+    # A fresh Release finds its first MIDs by a scan of the vocabulary's bytes, later ones through a dict.
+    release, _ = synthetic
+    fresh = oicore.open(release.path)
+    try:
+        mids = fresh._store.mids()
+        for mid in mids[:40] + mids[-5:]:
+            assert fresh.label_code(mid) == mids.index(mid)
+        with pytest.raises(KeyError):
+            fresh.label_code("/m/not-a-mid")
+    finally:
+        fresh.close()
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=5).map(lambda b: bytes(c % 3 + 97 for c in b)), max_size=30), st.binary(max_size=4))
+def test_entry_index_finds_the_first_equal_entry(entries, probe):
+    # A three-letter alphabet makes keys inside entries and across their boundaries common.
+    from oicore.store import entry_index
+
+    key = bytes(c % 3 + 97 for c in probe)
+    offsets = np.cumsum([0] + [len(e) for e in entries]).astype(np.int64)
+    raw = b"".join(entries)
+    want = entries.index(key) if key in entries else None
+    assert entry_index(raw, offsets, key) == want
+    for i, e in enumerate(entries):  # every entry is found, as its first occurrence
+        assert entry_index(raw, offsets, e) == entries.index(e)

@@ -17,6 +17,22 @@ from oicore.format import Container
 __all__ = ["Store", "TableView"]
 
 
+def entry_index(raw: bytes, offsets: np.ndarray, key: bytes) -> int | None:
+    """The index of the first entry ``raw[offsets[i]:offsets[i + 1]]`` equal to ``key`` (``offsets``: sorted
+    int64, entries + 1 of them), or None; a scan, for lookups too few to pay for a dict of every entry."""
+    if not key:
+        empty = np.flatnonzero(np.diff(offsets) == 0)
+        return int(empty[0]) if len(empty) else None
+    at = 0
+    while (at := raw.find(key, at)) >= 0:
+        # The entry that starts at `at` is the last of those starting there (any before it are empty).
+        k = int(np.searchsorted(offsets, at, side="right")) - 1
+        if k < len(offsets) - 1 and offsets[k] == at and offsets[k + 1] == at + len(key):
+            return k
+        at += 1
+    return None
+
+
 class Store:
     """An opened ``.oic`` file: directory, provenance, vocabulary, image index and tables."""
 
@@ -36,6 +52,7 @@ class Store:
         _check_directory(self)
         self.tables = {name: TableView(self, name, entry) for name, entry in d["tables"].items()}
         self._vocab = None
+        self._vocab_bytes = None  # the vocabulary's bytes, copied once for mid_code's scans
         self._images = None
 
     def _require(self, obj, key, typ):
@@ -62,6 +79,14 @@ class Store:
                 self.fail("vocabulary offsets are not monotone within its bytes", v["offsets"])
             self._vocab = (offsets, data)
         return self._vocab
+
+    def mid_code(self, mid: str) -> int | None:
+        """The code of ``mid``, found by a scan of the vocabulary's bytes (no list or dict of 20,000 strings
+        built: a process's first lookups stay well under a millisecond); None when it is not there."""
+        offsets, data = self.vocabulary
+        if self._vocab_bytes is None:
+            self._vocab_bytes = data.tobytes()
+        return entry_index(self._vocab_bytes, offsets, mid.encode("utf-8"))
 
     def mids(self) -> list[str]:
         offsets, data = self.vocabulary
