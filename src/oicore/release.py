@@ -437,13 +437,11 @@ class Release:
         t = self._store.tables.get("images")
         if t is None:
             raise KeyError(f"{self.path} has no images table")
-        rows, numbers = self._image_rows_lookup()
+        rows, numbers, lacking = self._image_rows_lookup()
         lo, hi = rows.pair(index)
         values = {"image_id": f"{_lookup.parse_id(image_id):016x}"}
         if hi == lo:
             raise KeyError(f"image {values['image_id']} has no row in the images table")
-        # A column some images file lacks (V1's first layouts, Rotation before V4) is None for its rows.
-        lacking = {name for part in t.parts for name in t.columns if name not in part["columns"]}
         part = t.parts[self._row_part(t, lo)] if lacking else None
         for name, entry in t.columns.items():
             field_name = _IMAGE_FIELDS.get(name)
@@ -469,8 +467,8 @@ class Release:
         return int(parts[row])
 
     def _image_rows_lookup(self):
-        """The images table's row offsets and its number columns as readers of single rows (nothing decoded
-        whole: a row costs a few loads at any scale)."""
+        """The images table's row offsets, its number columns as readers of single rows (nothing decoded
+        whole: a row costs a few loads at any scale), and the columns some of its files lack."""
         lookup = self._image_lookup
         if lookup is None:
             with self._lock:
@@ -481,7 +479,9 @@ class Release:
                     c = self._store.container
                     rows = _lookup.Offsets(c, t.entry["image_rows"], self._images.n + 1, t.lookup_rows)
                     numbers = {n: _lookup.Column(c, e, t.rows) for n, e in t.columns.items() if e["encoding"] in _NUMBER_ENCODINGS and n in _IMAGE_FIELDS}
-                    self._image_lookup = (rows, numbers)
+                    # Columns some images file lacks (V1's first layouts, Rotation before V4): None for its rows.
+                    lacking = frozenset(name for part in t.parts for name in t.columns if name not in part["columns"])
+                    self._image_lookup = (rows, numbers, lacking)
                 lookup = self._image_lookup
         return lookup
 
