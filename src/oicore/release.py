@@ -19,6 +19,7 @@ import numpy as np
 
 from oicore import _lookup
 from oicore import columns as C
+from oicore import textcodec  # packed integers and text: imported with open, not in a lookup's first call
 from oicore.classes import Classes
 from oicore.errors import FormatError
 from oicore.hierarchy import Hierarchy
@@ -504,12 +505,8 @@ class Release:
                 return float(v) / 10.0 ** entry["scale"]
             return v
         if enc == "strings":
-            from oicore.columns import string_row
-
-            return string_row(self._store.container, entry, table.rows, row, self._cache)
+            return C.string_row(self._store.container, entry, table.rows, row, self._cache)
         if enc not in ("code", "dict", "decimal", "int", "float64"):
-            from oicore import textcodec
-
             return textcodec.text_row(self._store.container, entry, table.rows, row, self._cache)
         col = table.column(name)
         if col.nulls is not None and col.nulls[row]:
