@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from oicore import _kernels
+from oicore import _csv, _kernels
 from oicore import columns as C
 from oicore import exact, schema, warm
 from oicore._version import __version__
@@ -34,6 +35,7 @@ from oicore.format import ContainerWriter
 from oicore.hierarchy import Hierarchy
 from oicore.schema import ColumnType
 from oicore.parts import SPLIT_CODES, UNKNOWN_SPLIT, Part, row_location, load_part
+from oicore.reader import read_csv
 from oicore.roworder import row_order
 from oicore.sources import SPLITS, Source, find_sources, source_bytes, source_reader, source_sha256
 from oicore.threads import resolve as resolve_threads
@@ -168,9 +170,6 @@ def convert(
     FileExistsError
         ``out`` exists and ``force`` is false.
     """
-    from oicore import _csv
-    from oicore.reader import read_csv
-
     started = time.perf_counter()
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
@@ -188,8 +187,6 @@ def convert(
     total = sum(s.size for s in found)
     if progress is None:
         progress = _stderr_is_tty()
-    from tqdm import tqdm
-
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="convert", disable=not progress, leave=False)
     spares = _csv.spare_limit(0)  # each table is read once: no reader output is kept for later reads
     try:
