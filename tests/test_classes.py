@@ -257,15 +257,36 @@ def test_mid_codes_by_scan_then_by_dict_agree(synthetic):
 
 
 @settings(max_examples=300)
-@given(st.lists(st.binary(max_size=5).map(lambda b: bytes(c % 3 + 97 for c in b)), max_size=30), st.binary(max_size=4))
-def test_entry_index_finds_the_first_equal_entry(entries, probe):
+@given(st.lists(st.binary(max_size=5).map(lambda b: bytes(c % 3 + 97 for c in b)), max_size=30), st.binary(max_size=4), st.integers(1, 8))
+def test_entry_index_finds_the_first_equal_entry(entries, probe, tries):
     # A three-letter alphabet makes keys inside entries and across their boundaries common.
-    from oicore.store import entry_index
+    from oicore.store import GAVE_UP, entry_index
 
     key = bytes(c % 3 + 97 for c in probe)
     offsets = np.cumsum([0] + [len(e) for e in entries]).astype(np.int64)
     raw = b"".join(entries)
     want = entries.index(key) if key in entries else None
-    assert entry_index(raw, offsets, key) == want
-    for i, e in enumerate(entries):  # every entry is found, as its first occurrence
-        assert entry_index(raw, offsets, e) == entries.index(e)
+    assert entry_index(raw, offsets, key, tries=1 << 30) == want
+    assert entry_index(raw, offsets, key, tries=tries) in (want, GAVE_UP)  # a bounded scan may give up, never err
+    for e in entries:  # every entry is found, as its first occurrence
+        assert entry_index(raw, offsets, e, tries=1 << 30) == entries.index(e)
+
+
+def test_label_code_scan_gives_up_on_keys_inside_every_mid(synthetic):
+    release, _ = synthetic
+    fresh = oicore.open(release.path)
+    try:
+        assert fresh._store.mid_code("/m/") == -1  # in every MID: the scan gives up at once
+        with pytest.raises(KeyError):
+            fresh.label_code("/m/")
+        assert fresh._mid_codes is not None  # answered through the dict
+        with pytest.raises(KeyError):
+            fresh.label_code("\ud800")  # a lone surrogate is no MID, on either path
+        mid = fresh.mids[3]
+        assert fresh.label_code(mid) == fresh.mids.index(mid)
+    finally:
+        fresh.close()
+    closed = oicore.open(release.path)
+    closed.close()
+    with pytest.raises(ValueError, match="closed Release"):
+        closed.label_code("/m/0abc")

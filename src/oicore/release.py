@@ -23,7 +23,7 @@ from oicore import textcodec  # packed integers and text: imported with open, no
 from oicore.classes import Classes
 from oicore.errors import FormatError
 from oicore.hierarchy import Hierarchy
-from oicore.store import Store
+from oicore.store import GAVE_UP, Store
 
 __all__ = ["open", "Release", "ImageInfo", "Labels", "Boxes", "LabelsBatch", "BoxesBatch"]
 
@@ -403,13 +403,15 @@ class Release:
             raise TypeError(f"expected a MID, a label code or a display name, got {type(label).__name__}")
         # MIDs need only the vocabulary, not the names. A process's first few are found by a scan of its bytes
         # (~0.1 ms) rather than building the dict of every MID (5-10 ms): a cold first call stays cheap.
-        codes = self._mid_codes
+        codes, code = self._mid_codes, GAVE_UP
         if codes is None and self._mid_scans < _MID_SCANS:
+            self._check_open()
             self._mid_scans += 1
             code = self._store.mid_code(label)
-        else:
-            if codes is None:
-                codes = self._mid_codes = {m: i for i, m in enumerate(self.mids)}
+        if code == GAVE_UP:
+            if codes is None:  # the first of equal MIDs wins, as the scan's does (convert writes none)
+                mids = self.mids
+                codes = self._mid_codes = dict(zip(reversed(mids), range(len(mids) - 1, -1, -1)))
             code = codes.get(label)
         if code is not None:
             return code

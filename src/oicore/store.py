@@ -17,20 +17,28 @@ from oicore.format import Container
 __all__ = ["Store", "TableView"]
 
 
-def entry_index(raw: bytes, offsets: np.ndarray, key: bytes) -> int | None:
+GAVE_UP = -1  # entry_index: the key is inside too many entries to look further; use a dict
+
+
+def entry_index(raw: bytes, offsets: np.ndarray, key: bytes, tries: int = 32) -> int | None:
     """The index of the first entry ``raw[offsets[i]:offsets[i + 1]]`` equal to ``key`` (``offsets``: sorted
-    int64, entries + 1 of them), or None; a scan, for lookups too few to pay for a dict of every entry."""
+    int64, entries + 1 of them), or None; a scan, for lookups too few to pay for a dict of every entry.
+    ``GAVE_UP`` when more than ``tries`` places hold the key without being that entry (``b"/m/"`` is in every
+    MID): a scan would then cost more than the dict."""
     if not key:
         empty = np.flatnonzero(np.diff(offsets) == 0)
         return int(empty[0]) if len(empty) else None
     at = 0
-    while (at := raw.find(key, at)) >= 0:
+    for _ in range(tries):
+        at = raw.find(key, at)
+        if at < 0:
+            return None
         # The entry that starts at `at` is the last of those starting there (any before it are empty).
         k = int(np.searchsorted(offsets, at, side="right")) - 1
         if k < len(offsets) - 1 and offsets[k] == at and offsets[k + 1] == at + len(key):
             return k
         at += 1
-    return None
+    return GAVE_UP
 
 
 class Store:
@@ -82,11 +90,16 @@ class Store:
 
     def mid_code(self, mid: str) -> int | None:
         """The code of ``mid``, found by a scan of the vocabulary's bytes (no list or dict of 20,000 strings
-        built: a process's first lookups stay well under a millisecond); None when it is not there."""
+        built: a process's first lookups stay well under a millisecond); None when it is not there, and
+        ``GAVE_UP`` when the scan would cost more than a dict (see :func:`entry_index`)."""
+        try:
+            key = mid.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no MID
+            return None
         offsets, data = self.vocabulary
         if self._vocab_bytes is None:
             self._vocab_bytes = data.tobytes()
-        return entry_index(self._vocab_bytes, offsets, mid.encode("utf-8"))
+        return entry_index(self._vocab_bytes, offsets, key)
 
     def mids(self) -> list[str]:
         offsets, data = self.vocabulary
