@@ -40,7 +40,7 @@ def extension(name: str) -> Extension:
     )
 
 
-EXTENSIONS = ["_csv", "_synth", "_checksum", "_render", "_lookup", "_textcodec", "_kernels", "_warm"]
+EXTENSIONS = ["_csv", "_synth", "_checksum", "_render", "_lookup", "_textcodec", "_kernels"]
 # OICORE_ONLY=_synth builds one extension in place while another is being edited (development only).
 if os.environ.get("OICORE_ONLY"):
     EXTENSIONS = [n for n in EXTENSIONS if n in os.environ["OICORE_ONLY"].split(",")]

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from oicore import _csv, _kernels
 from oicore import columns as C
-from oicore import exact, schema, warm
+from oicore import exact, schema
 from oicore._version import __version__
 from oicore.errors import CSVError, OicoreWarning
 from oicore.format import ContainerWriter
@@ -190,9 +190,7 @@ def convert(
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="convert", disable=not progress, leave=False)
     spares = _csv.spare_limit(0)  # each table is read once: no reader output is kept for later reads
     try:
-        # Large arrays made on the convert's threads are reused when freed rather than fresh pages (warm.py).
-        with warm.converting(), warm.warm_arrays():
-            return _convert(found, out, force, n_threads, level, block_size, release, bar, total, started, read_csv)
+        return _convert(found, out, force, n_threads, level, block_size, release, bar, total, started, read_csv)
     finally:
         _csv.spare_limit(spares)
         bar.close()
@@ -202,7 +200,7 @@ def _convert(found, out, force, n_threads, level, block_size, release, bar, tota
     caught: list[warnings.WarningMessage] = []
     with (
         ContainerWriter(out, force=force) as writer,
-        ThreadPoolExecutor(n_threads, thread_name_prefix="oicore-convert", initializer=warm.use_warm_arrays) as pool,
+        ThreadPoolExecutor(n_threads, thread_name_prefix="oicore-convert") as pool,
         _Hasher() as hasher,
         warnings.catch_warnings(record=True) as caught,
     ):
@@ -284,7 +282,7 @@ def _encode_tables(job: _Job, names: list[str], parts: dict[str, list[Source]]) 
         for table in names:
             job.table(table, parts[table])
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="oicore-images", initializer=warm.use_warm_arrays) as side:
+    with ThreadPoolExecutor(1, thread_name_prefix="oicore-images") as side:
         beside = side.submit(job.table, side_name, parts[side_name])
         beside.add_done_callback(lambda f: f.exception() is not None and job.cancelled.set())  # each side stops the other
         table = None
