@@ -297,7 +297,9 @@ def _layout(oic: Path):
 def _start_sweep(tmp_path: Path, mode: str, golden: Path, tasks, name: str):
     work = tmp_path / name
     work.mkdir()
-    script = tmp_path / "sweep.py"
+    # One script per sweep: rewriting a shared one while an earlier sweep's interpreter is still reading it
+    # gave that sweep an empty program (exit 0, no results), now and then.
+    script = work / "sweep.py"
     script.write_text(SWEEP)
     task_file = work / "tasks.json"
     task_file.write_text(json.dumps(tasks))
