@@ -102,6 +102,13 @@ cdef enum:
     _GATHER_AHEAD = 16  # rows a class's gather asks memory for ahead of the row it reads
 
 
+cdef inline size_t _gathered_row(const oic_col *rowcol, const uint32_t *rows, size_t i) noexcept nogil:
+    """Entry ``i`` of what a gather walks: a packed row column, an array of rows, or (neither) the rows themselves."""
+    if rowcol != NULL:
+        return <size_t>oic_col_int(rowcol, i)
+    return rows[i] if rows != NULL else i
+
+
 cdef int _fill_source_map(uint8_t *source_map, list source_codes, path) except -1:
     """A table's Source codes (index) to the release's (value), 255 for none: one byte each, so at most 255
     values (convert refuses more; an untrusted file is checked here, before any is written)."""
@@ -1141,7 +1148,7 @@ cdef class BoxLookup(_Deferred):
                 # A class's rows are scattered over the table: ask for the lines of the row _GATHER_AHEAD on
                 # now, and for the image arrays of the row half as far on, whose row image is loaded by now.
                 if i + _GATHER_AHEAD < hi:
-                    ahead = <size_t>oic_col_int(rowcol, i + _GATHER_AHEAD) if rowcol != NULL else (rows[i + _GATHER_AHEAD] if rows != NULL else i + _GATHER_AHEAD)
+                    ahead = _gathered_row(rowcol, rows, i + _GATHER_AHEAD)
                     if ahead < t.rows:
                         oic_col_prefetch(&t.row_image.c, ahead)
                         oic_col_prefetch(&t.code.c, ahead)
@@ -1149,13 +1156,13 @@ cdef class BoxLookup(_Deferred):
                         oic_col_prefetch(&t.xmax.c, ahead)
                         oic_col_prefetch(&t.ymin.c, ahead)
                         oic_col_prefetch(&t.ymax.c, ahead)
-                    ahead = <size_t>oic_col_int(rowcol, i + _GATHER_AHEAD // 2) if rowcol != NULL else (rows[i + _GATHER_AHEAD // 2] if rows != NULL else i + _GATHER_AHEAD // 2)
+                    ahead = _gathered_row(rowcol, rows, i + _GATHER_AHEAD // 2)
                     if ahead < t.rows:
                         img_ahead = <uint64_t>oic_col_int(&t.row_image.c, ahead)
                         if img_ahead < self.images.n:
                             __builtin_prefetch(&self.images.ids[img_ahead])
                             __builtin_prefetch(&self.splits[img_ahead])
-                r = <size_t>oic_col_int(rowcol, i) if rowcol != NULL else (rows[i] if rows != NULL else i)
+                r = _gathered_row(rowcol, rows, i)
                 if r >= t.rows:
                     damaged = 1
                     break

@@ -81,16 +81,20 @@ def row_order(ids: list[np.ndarray], sorted_parts: list[bool], lookup_parts: int
     """The order of a table whose parts hold these image IDs (uint64, one array per part, lookup parts
     first), and the IDs in that order. None when the parts one after another are already in order."""
     sizes = [len(x) for x in ids]
+
+    def joined():  # the parts one after another (not made when the parts are merged)
+        return np.concatenate(ids) if len(ids) > 1 else np.asarray(ids[0], np.uint64)
+
     head = [x for x in ids[:lookup_parts] if len(x)]
     n_lookup = sum(sizes[:lookup_parts])
     if all(sorted_parts[:lookup_parts]):
         # Sorted parts in order one after another need no reordering; otherwise they are merged.
         if all(a[-1] <= b[0] for a, b in zip(head, head[1:])):
-            return None, np.concatenate(ids) if len(ids) > 1 else np.asarray(ids[0], np.uint64)
+            return None, joined()
         if lookup_parts <= 255:
             merged, selector = _kernels.merge_sorted(ids[:lookup_parts])
             return RowOrder(sizes, lookup_parts, selector=selector), np.concatenate([merged, *ids[lookup_parts:]])
-    joined = np.concatenate(ids) if len(ids) > 1 else np.asarray(ids[0], np.uint64)
-    perm = np.argsort(joined[:n_lookup], kind="stable")  # timsort: sorted runs merge in linear time
-    perm = np.concatenate([perm, np.arange(n_lookup, len(joined))])
-    return RowOrder(sizes, lookup_parts, perm=perm), joined[perm]
+    every = joined()
+    perm = np.argsort(every[:n_lookup], kind="stable")  # timsort: sorted runs merge in linear time
+    perm = np.concatenate([perm, np.arange(n_lookup, len(every))])
+    return RowOrder(sizes, lookup_parts, perm=perm), every[perm]

@@ -60,7 +60,7 @@ class Store:
         _check_directory(self)
         self.tables = {name: TableView(self, name, entry) for name, entry in d["tables"].items()}
         self._vocab = None
-        self._vocab_bytes = None  # the vocabulary's bytes, copied once for mid_code's scans
+        self._vocab_bytes = None  # the vocabulary's bytes, copied once (_vocabulary_bytes)
         self._images = None
 
     def _require(self, obj, key, typ):
@@ -96,15 +96,17 @@ class Store:
             key = mid.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate: no MID
             return None
-        offsets, data = self.vocabulary
+        return entry_index(self._vocabulary_bytes(), self.vocabulary[0], key)
+
+    def _vocabulary_bytes(self) -> bytes:
+        """The vocabulary's bytes as one ``bytes``, copied from the map once (scans and slices of it are fast)."""
         if self._vocab_bytes is None:
-            self._vocab_bytes = data.tobytes()
-        return entry_index(self._vocab_bytes, offsets, key)
+            self._vocab_bytes = self.vocabulary[1].tobytes()
+        return self._vocab_bytes
 
     def mids(self) -> list[str]:
-        offsets, data = self.vocabulary
-        raw = data.tobytes()
-        bounds = offsets.tolist()  # Python ints: slicing with numpy scalars is several times slower
+        raw = self._vocabulary_bytes()
+        bounds = self.vocabulary[0].tolist()  # Python ints: slicing with numpy scalars is several times slower
         return [raw[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:])]
 
     @property
