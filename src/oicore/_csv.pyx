@@ -255,12 +255,20 @@ cdef _Segment _segment_for(size_t need):
     (base NULL when maps are not available)."""
     global _spare_count, _spare_bytes
     cdef _Segment seg = _Segment.__new__(_Segment)
+    cdef int i, best = 0
     if need <= OIC_SEGMENT_SIZE and _spare_count > 0:
-        _spare_count -= 1
-        seg.base = <char *>_spare_base[_spare_count]
-        seg.warm = _spare_warm[_spare_count]
+        # The warmest spare: a read fills all but the last segment of each column whole, so
+        # whole warm ones go to those and partly warm ones to the ends, where they fault least.
+        for i in range(1, _spare_count):
+            if _spare_warm[i] > _spare_warm[best]:
+                best = i
+        seg.base = <char *>_spare_base[best]
+        seg.warm = _spare_warm[best]
         seg.size = OIC_SEGMENT_SIZE
         _spare_bytes -= seg.warm
+        _spare_count -= 1
+        _spare_base[best] = _spare_base[_spare_count]
+        _spare_warm[best] = _spare_warm[_spare_count]
         return seg
     seg.size = need if need > OIC_SEGMENT_SIZE else OIC_SEGMENT_SIZE
     seg.size = oic_round_up(seg.size, 2 << 20)
