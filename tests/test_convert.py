@@ -672,6 +672,21 @@ def test_fixed_decimals_beside_longer_shortest_spellings_need_no_exceptions(tmp_
     assert report.exceptions <= 3, f"{report.exceptions} of 43 rows kept as raw bytes"
 
 
+@pytest.mark.parametrize("spelling", ["1.0000000000000000000", "0.5000000000000000000000000", "0.123456789012345678"])
+def test_numbers_spelled_with_more_decimals_than_a_part_may_declare_round_trip(tmp_path, spelling):
+    """A part declares at most 18 fixed decimals (FORMAT.md, "decimals"): a column written with 19 or more
+    (``%.20f``) has its rows kept as raw bytes, and the file opens and exports byte-identical."""
+    src = tmp_path / "release"
+    (src / "train").mkdir(parents=True)
+    rows = [f"{i:016x},machine,/m/0{i},{spelling}" for i in range(3)]
+    (src / "train" / "annotations-machine.csv").write_text(LABELS + "\n" + "".join(r + "\n" for r in rows))
+    oic = tmp_path / "d.oic"
+    convert_quiet(src, oic)
+    assert_round_trip(oic, src, tmp_path)
+    with oicore.open(oic, verify=True) as release:
+        assert release.labels(f"{0:016x}").confidence[0] == np.float32(float(spelling))
+
+
 def test_mids_in_no_description_file_warn_once_per_file(tmp_path):
     """A relationship file with unnamed MIDs in both label columns gets one warning, naming the file."""
     src = tmp_path / "release"

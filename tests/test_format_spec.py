@@ -17,6 +17,7 @@ import pytest
 
 import format_reader as fr
 import oicore
+from oicore import columns as C
 from oicore import format as fmt
 from oicore.store import Store
 from test_convert import RELEASES, found_sources, norm, synthetic, tiny
@@ -62,6 +63,7 @@ def test_constants_match_the_code():
     assert fmt.HEADER_SIZE == fmt.FOOTER_SIZE == 64
     assert fr.crc32c(b"123456789") == 0xE3069283 and "0xE3069283" in SPEC
     assert "0x1EDC6F41" in SPEC
+    assert f"the digits after the point this part writes (0 to {C.MAX_FIXED_DECIMALS})" in SPEC
 
 
 def test_header_and_footer_tables_match_the_structs():

@@ -21,6 +21,8 @@ __all__ = ["Records", "strings_range", "column_rows", "store_ints", "ints_array"
 # Text blocks: whole rows, about this many raw bytes each (FORMAT.md: 64 KiB to 1 MiB).
 STRING_BLOCK = 64 << 10
 MAX_SCALE = 9  # decimals with up to 9 digits after the point are stored as integers
+# A part's fixed spelling writes at most this many digits after the point (FORMAT.md, "decimals"): k·10^d fits int64.
+MAX_FIXED_DECIMALS = 18
 _EXACT = 2**53
 _PACK_CHUNK = 1 << 20  # values converted to int64 at a time (a multiple of 64)
 _SCAN_CHUNK = 1 << 20  # floats tested or converted at a time when looking for a decimal scale

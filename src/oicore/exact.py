@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 
 from oicore import _render
-from oicore.columns import Decoded
+from oicore.columns import MAX_FIXED_DECIMALS, Decoded
 
 __all__ = ["learn_rules", "find_exceptions", "column_specs", "render_part", "sample_fields"]
 
@@ -72,11 +72,15 @@ def _decimals(text: bytes) -> int | None:
 
 
 def _number_style(texts: list[bytes]) -> tuple[str, int | None]:
-    """The spelling most sampled numbers follow: ``fixed`` (with its digits), ``trim1`` or ``trim``."""
-    plain = [t for t in texts if _decimals(t) is not None]
+    """The spelling most sampled numbers follow: ``fixed`` (with its digits), ``trim1`` or ``trim``.
+
+    A spelling with more than ``MAX_FIXED_DECIMALS`` digits is no plain decimal here: its rows are exceptions.
+    """
+    spelled = [(t, _decimals(t)) for t in texts]
+    plain = [t for t, d in spelled if d is not None and d <= MAX_FIXED_DECIMALS]
     if not plain:
         return "fixed", None
-    digits = Counter(_decimals(t) for t in plain)
+    digits = Counter(d for _, d in spelled if d is not None and d <= MAX_FIXED_DECIMALS)
     fixed_digits, fixed_ok = digits.most_common(1)[0]
     trim_ok = sum(1 for t in plain if b"." not in t or not t.endswith(b"0"))  # 0.5, 1
     trim1_ok = sum(1 for t in plain if b"." in t and (not t.endswith(b"0") or t.endswith(b".0")))  # 0.5, 1.0

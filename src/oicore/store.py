@@ -407,8 +407,8 @@ def _check_table(ck: _Checker, name: str, t: dict, n_images: int, n_codes: int, 
             if not isinstance(values, list) or len(values) != len(cols) or not _all_in(values, allowed):
                 ck.fail(f"{pw} {key}", f"expected one of {sorted(allowed, key=str)} per column, got {values!r}")
         digits = part.get("decimals", [None] * len(cols))
-        if not isinstance(digits, list) or len(digits) != len(cols) or not all(d is None or (_is_int(d) and 0 <= d <= 18) for d in digits):
-            ck.fail(f"{pw} decimals", f"expected null or 0..18 per column, got {digits!r}")
+        if not isinstance(digits, list) or len(digits) != len(cols) or not all(d is None or (_is_int(d) and 0 <= d <= C.MAX_FIXED_DECIMALS) for d in digits):
+            ck.fail(f"{pw} decimals", f"expected null or 0..{C.MAX_FIXED_DECIMALS} per column, got {digits!r}")
         if part.get("terminator") not in _TERMINATORS:
             ck.fail(f"{pw} terminator", f"expected LF, CRLF or CR, got {part.get('terminator')!r}")
         for key in ("prefix", "suffix"):
