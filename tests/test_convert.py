@@ -996,6 +996,29 @@ def test_cli_exit_codes(tmp_path_factory, tmp_path):
     assert not (tmp_path / "y.oic").exists()
 
 
+def test_more_files_of_a_table_than_a_file_holds_is_a_usage_error(tmp_path):
+    """row_part gives each row's part in a byte: 256 shards of a table convert (and open), 257 are refused before
+    anything is written, naming the table (CLI exit 2)."""
+    from oicore.cli import main
+    from oicore.format import MAX_PARTS
+    from oicore.sources import TooManyFilesError
+
+    src = tmp_path / "release"
+    (src / "train").mkdir(parents=True)
+    for i in range(MAX_PARTS + 1):
+        row = f"{i + 1:016x},machine,/m/01,0.5\n"
+        (src / "train" / f"train-annotations-machine-imagelabels-{i:05d}.csv").write_text(LABELS + "\n" + row)
+    out = tmp_path / "many.oic"
+    with pytest.raises(TooManyFilesError, match=rf"{MAX_PARTS + 1} files of the machine_labels table"):
+        oicore.convert(src, out, progress=False)
+    assert main(["convert", str(src), "-o", str(out), "--quiet"]) == 2
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+    (src / "train" / f"train-annotations-machine-imagelabels-{MAX_PARTS:05d}.csv").unlink()
+    convert_quiet(src, out)
+    with oicore.open(out, verify=True) as release:
+        assert len(release.labels(f"{MAX_PARTS:016x}")) == 1
+
+
 def test_cli_bad_data_exits_1_naming_file_and_line(tmp_path_factory, tmp_path):
     src = write_tiny_release(tmp_path / "release")
     path = src / "train" / "annotations-human-bbox.csv"

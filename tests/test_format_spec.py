@@ -64,6 +64,7 @@ def test_constants_match_the_code():
     assert fr.crc32c(b"123456789") == 0xE3069283 and "0xE3069283" in SPEC
     assert "0x1EDC6F41" in SPEC
     assert f"the digits after the point this part writes (0 to {C.MAX_FIXED_DECIMALS})" in SPEC
+    assert f"each physical row's part (so a table has at most {fmt.MAX_PARTS} parts)" in SPEC
 
 
 def test_header_and_footer_tables_match_the_structs():

@@ -188,11 +188,11 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from oicore.sources import SourceNameError
+    from oicore.sources import SourceNameError, TooManyFilesError
 
     try:
         return args.func(args)
-    except SourceNameError as e:  # how the sources were given, not what they hold
+    except (SourceNameError, TooManyFilesError) as e:  # how the sources were given, not what they hold
         print(f"oicore: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OicoreError as e:

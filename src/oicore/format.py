@@ -41,6 +41,7 @@ HEADER_SIZE = 64
 FOOTER_SIZE = 64
 ALIGNMENT = 64
 BLOCK_SIZE = 1 << 20  # the largest block of stored bytes one CRC covers
+MAX_PARTS = 256  # source files of one table: row_part gives each row's part in one byte
 CODECS = ("raw", "zstd")
 # The most raw bytes a writer puts in one zstd frame: zstd's worst-case growth on incompressible data is far
 # below 4 KiB per MiB, so every frame stays within BLOCK_SIZE stored bytes.

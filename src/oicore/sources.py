@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oicore.errors import OicoreError, OicoreWarning
+from oicore.format import MAX_PARTS
 
 __all__ = ["Source", "SourceNameError", "SourceReader", "classify", "find_sources", "source_bytes", "source_head", "source_reader", "source_sha256", "SPLITS", "TABLES", "UnsupportedFileError"]
 
@@ -71,6 +72,10 @@ class UnsupportedFileError(OicoreError, ValueError):
 
 class SourceNameError(OicoreError, ValueError):
     """Two sources given would have the same name in the .oic file (a usage error: the CLI exits with 2)."""
+
+
+class TooManyFilesError(OicoreError, ValueError):
+    """More files of one table than a .oic file holds (a usage error: the CLI exits with 2)."""
 
 
 @dataclass(frozen=True)
@@ -331,4 +336,14 @@ def find_sources(paths, *, strict: bool = False) -> list[Source]:
             f"two sources would be stored as {duplicates[0]!r} ({' and '.join(paths)}): give the release folder, "
             "or files whose folder names differ"
         )
+    per_table: dict[str, list[Source]] = {}
+    for s in found:
+        per_table.setdefault(s.table, []).append(s)
+    for table, files in per_table.items():
+        if len(files) > MAX_PARTS:
+            names = sorted(s.name for s in files)
+            raise TooManyFilesError(
+                f"{len(files)} files of the {table} table ({names[0]} ... {names[-1]}); a .oic file holds at most "
+                f"{MAX_PARTS} per table: join the shards into fewer files"
+            )
     return sorted(found, key=lambda s: s.name)

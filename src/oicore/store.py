@@ -12,7 +12,7 @@ import numpy as np
 from oicore import columns as C
 from oicore.columns import is_int as _is_int
 from oicore.errors import FormatError
-from oicore.format import Container
+from oicore.format import MAX_PARTS, Container
 
 __all__ = ["Store", "TableView"]
 
@@ -372,8 +372,8 @@ def _check_table(ck: _Checker, name: str, t: dict, n_images: int, n_codes: int, 
         names.add(col["name"])
         _check_column(ck, f"{what} column {col['name']!r}", col, rows, n_codes)
     names = frozenset(names)
-    if len(parts) > 256 or (len(parts) > 1 and "row_part" not in t):
-        ck.fail(what, f"{len(parts)} parts need row_part (at most 256 parts)")
+    if len(parts) > MAX_PARTS or (len(parts) > 1 and "row_part" not in t):
+        ck.fail(what, f"{len(parts)} parts need row_part (at most {MAX_PARTS} parts)")
     ck.segment(t.get("row_part"), f"{what} row_part", "zstd", optional=True, size=rows)
     if "export_ids" in t:
         ck.segment(t["export_ids"], f"{what} export_ids", "zstd", size=8 * (rows - lookup))
