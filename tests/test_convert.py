@@ -910,6 +910,34 @@ def test_a_truncated_archive_raises_and_leaves_nothing(tmp_path_factory, tmp_pat
     assert list(out_dir.iterdir()) == []
 
 
+@pytest.mark.parametrize("damage", ["data", "crc", "trailer"])
+def test_a_damaged_gzip_archive_raises_and_leaves_nothing(tmp_path, damage):
+    """A corrupted download whose gzip CRC or length no longer matches (tarfile stops before the trailer) is
+    refused before anything is written, not converted with the damaged values."""
+    import gzip
+
+    body = LABELS.encode() + b"\n000002b66c9c498e,verification,/m/01,1\n"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("2017_11/train/annotations-human.csv")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    gz = bytearray(gzip.compress(raw.getvalue(), compresslevel=0, mtime=0))  # stored blocks: bytes as they are
+    if damage == "data":
+        gz[bytes(gz).index(b"/m/01,1\n") + len(b"/m/01,")] = ord("0")  # Confidence 1 -> 0
+    elif damage == "crc":
+        gz[-8] ^= 1
+    else:
+        del gz[-8:]
+    archive = tmp_path / "annotations_human_2017_11.tar.gz"
+    archive.write_bytes(gz)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(UnsupportedFileError, match="annotations_human_2017_11.tar.gz: expected an intact tar archive"):
+        convert_quiet(archive, out_dir / "release.oic")
+    assert list(out_dir.iterdir()) == []
+
+
 def test_failed_convert_keeps_an_existing_target_even_with_force(tmp_path_factory, tmp_path):
     src, _, _, _ = synthetic(tmp_path_factory, "v3")
     bad = tmp_path / "bad"

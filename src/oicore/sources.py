@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import lzma
 import mmap
 import os
 import re
 import tarfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,12 +184,19 @@ def _is_archive(path: Path) -> bool:
 
 
 def _archive_members(path: Path) -> list[tarfile.TarInfo]:
-    """The regular files of a tar archive (gzip or not), in archive order; reading it decompresses it once."""
+    """The regular files of a tar archive (gzip or not), in archive order; reading it decompresses it once.
+
+    The compressed stream is read to its end, so a damaged download (a gzip CRC or length that does not match,
+    a missing trailer) is refused here: tarfile stops at the archive's end marker, before the gzip trailer.
+    """
     try:
         with tarfile.open(path, "r:*") as tar:
-            return [m for m in tar.getmembers() if m.isfile() and not m.name.rsplit("/", 1)[-1].startswith(".")]
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise UnsupportedFileError(f"{path}: expected a tar archive (.tar.gz, .tgz or .tar), got {e}") from None
+            members = [m for m in tar.getmembers() if m.isfile() and not m.name.rsplit("/", 1)[-1].startswith(".")]
+            while tar.fileobj.read(1 << 20):
+                pass
+            return members
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
+        raise UnsupportedFileError(f"{path}: expected an intact tar archive (.tar.gz, .tgz or .tar), got {e}") from None
 
 
 @contextlib.contextmanager
