@@ -687,6 +687,26 @@ def test_numbers_spelled_with_more_decimals_than_a_part_may_declare_round_trip(t
         assert release.labels(f"{0:016x}").confidence[0] == np.float32(float(spelling))
 
 
+def test_an_image_in_two_splits_keeps_the_first_and_warns_naming_both_files(tmp_path):
+    src = tmp_path / "release"
+    for split, rows in (("train", ["000002b66c9c498e,verification,/m/01,1"]),
+                        ("validation", ["000002b66c9c498e,verification,/m/02,1", "00000000000000ff,verification,/m/02,1"])):
+        (src / split).mkdir(parents=True)
+        (src / split / "annotations-human.csv").write_text(LABELS + "\n" + "".join(r + "\n" for r in rows))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        oicore.convert(src, tmp_path / "s.oic", progress=False)
+    messages = [str(w.message) for w in caught if "second split" in str(w.message)]
+    assert messages == [
+        "1 images are listed under a second split: 000002b66c9c498e is train in train/annotations-human.csv but "
+        "validation in validation/annotations-human.csv; each image keeps the split of the first file that lists it"
+    ]
+    with oicore.open(tmp_path / "s.oic") as release:
+        assert [f"{i:016x}" for i in release.image_ids("validation")] == ["00000000000000ff"]
+        assert [f"{i:016x}" for i in release.image_ids("train")] == ["000002b66c9c498e"]
+    assert_round_trip(tmp_path / "s.oic", src, tmp_path)
+
+
 def test_mids_in_no_description_file_warn_once_per_file(tmp_path):
     """A relationship file with unnamed MIDs in both label columns gets one warning, naming the file."""
     src = tmp_path / "release"

@@ -338,8 +338,8 @@ class _Job:
         self.vocab = _Vocabulary()
         self.tables: dict[str, dict] = {}
         self.image_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # table -> (sorted unique IDs, rows)
-        # Per table, its parts' (unique IDs, split codes); the first in table order wins.
-        self.image_splits: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+        # Per table, its parts' (unique IDs, split codes, source name); the first in table order wins.
+        self.image_splits: dict[str, list[tuple[np.ndarray, np.ndarray, str]]] = {}
         self.exceptions = 0
         self._lock = threading.Lock()
         self.cancelled = threading.Event()  # set when another table failed: stop at the next step
@@ -440,7 +440,7 @@ class _Job:
                     stacklevel=4,
                 )
             if p.splits is not None:
-                self.image_splits.setdefault(table, []).append(p.splits)
+                self.image_splits.setdefault(table, []).append((*p.splits, p.source.name))
         lookup_parts = sum(not p.source.export_only for p in parts)
         order, physical_ids = row_order([p.ids for p in parts], [p.ids_sorted for p in parts], lookup_parts)
         for p in parts:
@@ -608,7 +608,7 @@ class _Job:
         counted = sorted(self.image_counts.items(), key=lambda kv: rank[kv[0]])
         image_splits = [s for t in sorted(self.image_splits, key=rank.__getitem__) for s in self.image_splits[t]]
         # Every list is sorted and unique, and every ID of a split list is in some counted table.
-        ids, where = _union([uniq for _, (uniq, _) in counted] + [part_ids for part_ids, _ in image_splits])
+        ids, where = _union([uniq for _, (uniq, _) in counted] + [part_ids for part_ids, _, _ in image_splits])
         n = len(ids)
         w = self.writer
         bits = max(1, min(24, n.bit_length() - 2))  # about 2-4 IDs per bucket: one cache line
@@ -616,8 +616,7 @@ class _Job:
         buckets = np.zeros((1 << bits) + 1, np.uint32 if n < 2**32 else np.uint64)
         np.cumsum(np.bincount(top, minlength=1 << bits), out=buckets[1:])
         splits = np.full(n, UNKNOWN_SPLIT, np.uint8)
-        for positions, (_, codes) in reversed(list(zip(where[len(counted) :], image_splits))):  # the first source wins
-            splits[positions] = codes
+        _assign_splits(splits, ids, where[len(counted) :], image_splits)
         self.images_entry = {
             "count": n,
             "ids": w.add_raw(ids),
@@ -798,6 +797,34 @@ def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     rank[order] = np.cumsum(first) - 1
     bounds = np.cumsum([0] + [len(x) for x in lists])
     return merged[first], [rank[bounds[i] : bounds[i + 1]] for i in range(len(lists))]
+
+
+def _assign_splits(splits: np.ndarray, ids: np.ndarray, positions: list[np.ndarray], parts: list) -> None:
+    """Each image's split from the first part that names one (FORMAT.md, ``split``); one warning when some image
+    is listed under two splits, naming an example and its two files."""
+    assigned = np.zeros(len(splits), bool)
+    clashes, example = 0, None
+    for where, (_, codes, name) in zip(positions, parts):
+        fresh = ~assigned[where]
+        clash = np.flatnonzero(~fresh & (splits[where] != codes))
+        if len(clash):
+            clashes += len(clash)
+            if example is None:
+                k = clash[0]
+                first = next(n for w, (_, c, n) in zip(positions, parts) if (w == where[k]).any())
+                example = (int(ids[where[k]]), int(splits[where[k]]), first, int(codes[k]), name)
+        splits[where[fresh]] = codes[fresh]
+        assigned[where] = True
+    if example is not None:
+        image, had, first, got, name = example
+        label = {code: split for split, code in SPLIT_CODES.items()}
+        warnings.warn(
+            f"{clashes} images are listed under a second split: {image:016x} is "
+            f"{label.get(had, 'unknown')} in {first} but {label.get(got, 'unknown')} in {name}; each image keeps "
+            "the split of the first file that lists it",
+            OicoreWarning,
+            stacklevel=2,
+        )
 
 
 def _runs(sorted_ids: np.ndarray):
