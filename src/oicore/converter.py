@@ -802,26 +802,23 @@ def _union(lists: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
 def _assign_splits(splits: np.ndarray, ids: np.ndarray, positions: list[np.ndarray], parts: list) -> None:
     """Each image's split from the first part that names one (FORMAT.md, ``split``); one warning when some image
     is listed under two splits, naming an example and its two files."""
-    assigned = np.zeros(len(splits), bool)
+    for where, (_, codes, _) in reversed(list(zip(positions, parts))):  # the first part wins
+        splits[where] = codes
     clashes, example = 0, None
     for where, (_, codes, name) in zip(positions, parts):
-        fresh = ~assigned[where]
-        clash = np.flatnonzero(~fresh & (splits[where] != codes))
-        if len(clash):
-            clashes += len(clash)
-            if example is None:
-                k = clash[0]
-                first = next(n for w, (_, c, n) in zip(positions, parts) if (w == where[k]).any())
-                example = (int(ids[where[k]]), int(splits[where[k]]), first, int(codes[k]), name)
-        splits[where[fresh]] = codes[fresh]
-        assigned[where] = True
+        clash = np.flatnonzero(splits[where] != codes)  # listed first by another part, under another split
+        if len(clash) and example is None:
+            k = where[clash[0]]
+            first = next(n for w, (_, _, n) in zip(positions, parts) if (w == k).any())
+            example = (int(ids[k]), int(splits[k]), first, int(codes[clash[0]]), name)
+        clashes += len(clash)
     if example is not None:
         image, had, first, got, name = example
         label = {code: split for split, code in SPLIT_CODES.items()}
         warnings.warn(
-            f"{clashes} images are listed under a second split: {image:016x} is "
-            f"{label.get(had, 'unknown')} in {first} but {label.get(got, 'unknown')} in {name}; each image keeps "
-            "the split of the first file that lists it",
+            f"{clashes} images are listed under a second split: {image:016x} is {label.get(had, 'unknown')} in "
+            f"{first} but {label.get(got, 'unknown')} in {name}; each image keeps the split of the first file that "
+            "lists it",
             OicoreWarning,
             stacklevel=2,
         )
