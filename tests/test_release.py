@@ -835,7 +835,8 @@ def _expected_matrix(ref, ids, vocabulary, mode, source, min_confidence, expand)
         state = {}  # (tier, mid) -> set of values
         for tier in tiers:
             for mid, conf, _ in ref.labels(image_id, source=tier):
-                value = 1 if conf >= min_confidence else 0 if conf == 0 else None
+                positive = conf > 0 if min_confidence is None else conf >= min_confidence  # None: any confidence above 0
+                value = 1 if positive else 0 if conf == 0 else None
                 if value is None:
                     continue
                 related = [mid]
@@ -900,7 +901,7 @@ def _matrix_vocabulary(ref, ids):
 
 @pytest.mark.parametrize("mode", ["ternary", "multi_hot"])
 @pytest.mark.parametrize("source", ["human", None, "machine"])
-@pytest.mark.parametrize("min_confidence", [0.5, 0.7])
+@pytest.mark.parametrize("min_confidence", [0.5, 0.7, None])
 def test_label_matrix_equals_the_documented_rules(ref, mode, source, min_confidence):
     ids = ref.sample_ids(n=40, seed=10)
     vocabulary = list(dict.fromkeys(_matrix_vocabulary(ref, ids)))

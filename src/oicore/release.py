@@ -696,7 +696,8 @@ class Release:
         """A (len(ids), len(vocabulary)) array of labels.
 
         ``multi_hot``: 1 positive, 0 otherwise. ``ternary``: 1 positive, 0 verified negative, −1 unknown. Human
-        rows override machine rows and positives override negatives. ``vocabulary`` is a class-list name or a
+        rows override machine rows and positives override negatives. A positive has confidence ≥ ``min_confidence``
+        (None: above 0). ``vocabulary`` is a class-list name or a
         list of MIDs. ``expand`` adds ancestors of positives and descendants of negatives (the hierarchy).
         """
         if mode not in ("multi_hot", "ternary"):
@@ -704,7 +705,10 @@ class Release:
         mids, column = self._vocabulary_columns(vocabulary)
         source = None if source in (None, "all") else source
         arr = self._id_array(ids)
-        # Positives: confidence >= min_confidence, compared exactly (in double precision, as labels() does).
+        # Positives: confidence >= min_confidence, compared exactly (in double precision, as labels() does);
+        # without one, confidence > 0 (the smallest double above zero), so a verified negative stays one.
+        if min_confidence is None:
+            min_confidence = float(np.nextafter(0.0, 1.0))
         pos = self.labels_many(arr, source=source, min_confidence=min_confidence)
         every = self.labels_many(arr, source=source)
         neg_rows = every.confidence == 0  # exact in float32 too
