@@ -814,11 +814,12 @@ def _assign_splits(splits: np.ndarray, ids: np.ndarray, positions: list[np.ndarr
         clashes += len(clash)
     if example is not None:
         image, had, first, got, name = example
-        label = {code: split for split, code in SPLIT_CODES.items()}
+        def label(code):
+            return SPLITS[code] if code < len(SPLITS) else "unknown"
+
         warnings.warn(
-            f"{clashes} images are listed under a second split: {image:016x} is {label.get(had, 'unknown')} in "
-            f"{first} but {label.get(got, 'unknown')} in {name}; each image keeps the split of the first file that "
-            "lists it",
+            f"{clashes} images are listed under a second split: {image:016x} is {label(had)} in {first} but "
+            f"{label(got)} in {name}; each image keeps the split of the first file that lists it",
             OicoreWarning,
             stacklevel=2,
         )

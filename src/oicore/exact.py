@@ -76,11 +76,11 @@ def _number_style(texts: list[bytes]) -> tuple[str, int | None]:
 
     A spelling with more than ``MAX_FIXED_DECIMALS`` digits is no plain decimal here: its rows are exceptions.
     """
-    spelled = [(t, _decimals(t)) for t in texts]
-    plain = [t for t, d in spelled if d is not None and d <= MAX_FIXED_DECIMALS]
-    if not plain:
+    spelled = [(t, d) for t in texts if (d := _decimals(t)) is not None and d <= MAX_FIXED_DECIMALS]
+    if not spelled:
         return "fixed", None
-    digits = Counter(d for _, d in spelled if d is not None and d <= MAX_FIXED_DECIMALS)
+    plain = [t for t, _ in spelled]
+    digits = Counter(d for _, d in spelled)
     fixed_digits, fixed_ok = digits.most_common(1)[0]
     trim_ok = sum(1 for t in plain if b"." not in t or not t.endswith(b"0"))  # 0.5, 1
     trim1_ok = sum(1 for t in plain if b"." in t and (not t.endswith(b"0") or t.endswith(b".0")))  # 0.5, 1.0

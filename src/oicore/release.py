@@ -697,8 +697,8 @@ class Release:
 
         ``multi_hot``: 1 positive, 0 otherwise. ``ternary``: 1 positive, 0 verified negative, −1 unknown. Human
         rows override machine rows and positives override negatives. A positive has confidence ≥ ``min_confidence``
-        (None: above 0). ``vocabulary`` is a class-list name or a
-        list of MIDs. ``expand`` adds ancestors of positives and descendants of negatives (the hierarchy).
+        (None: above 0). ``vocabulary`` is a class-list name or a list of MIDs. ``expand`` adds ancestors of
+        positives and descendants of negatives (the hierarchy).
         """
         if mode not in ("multi_hot", "ternary"):
             raise ValueError(f"mode must be 'multi_hot' or 'ternary', got {mode!r}")
